@@ -1,0 +1,94 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"runtime/debug"
+
+	"github.com/patchdesk/patchdesk/tenancy"
+)
+
+// config is PatchDesk's process configuration, read once from the environment
+// and overridden by flags.
+type config struct {
+	DatabaseURL string
+	HTTPAddr    string
+	DataDir     string
+	BaseDomain  string
+	LogFormat   string
+}
+
+func (c config) Validate() error {
+	u, err := url.Parse(c.DatabaseURL)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return fmt.Errorf("DATABASE_URL must be a postgres:// URL")
+	}
+	if c.HTTPAddr == "" {
+		return errors.New("PATCHDESK_HTTP_ADDR must not be empty")
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return errors.New("PATCHDESK_LOG_FORMAT must be text or json")
+	}
+	return nil
+}
+
+// Redacted is the configuration safe to log: the database password is hidden.
+func (c config) Redacted() config {
+	if u, err := url.Parse(c.DatabaseURL); err == nil {
+		c.DatabaseURL = u.Redacted()
+	}
+	return c
+}
+
+// bindConfig registers the shared flags on fs with environment defaults.
+func bindConfig(fs *flag.FlagSet) *config {
+	c := &config{}
+	fs.StringVar(&c.DatabaseURL, "database-url",
+		cmp.Or(os.Getenv("DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/patchdesk?sslmode=disable"), "control database URL (DATABASE_URL)")
+	fs.StringVar(&c.HTTPAddr, "addr", cmp.Or(os.Getenv("PATCHDESK_HTTP_ADDR"), "127.0.0.1:8080"), "HTTP listen address (PATCHDESK_HTTP_ADDR)")
+	fs.StringVar(&c.DataDir, "data-dir", cmp.Or(os.Getenv("PATCHDESK_DATA_DIR"), "./data"), "data directory (PATCHDESK_DATA_DIR)")
+	fs.StringVar(&c.BaseDomain, "base-domain", os.Getenv("PATCHDESK_BASE_DOMAIN"), "serve tenants on {slug}.DOMAIN too (PATCHDESK_BASE_DOMAIN)")
+	fs.StringVar(&c.LogFormat, "log-format", cmp.Or(os.Getenv("PATCHDESK_LOG_FORMAT"), "text"), "text or json (PATCHDESK_LOG_FORMAT)")
+	return c
+}
+
+func parse(fs *flag.FlagSet, args []string, c *config) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return c.Validate()
+}
+
+func newLogger(c *config) *slog.Logger {
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, nil)
+	if c.LogFormat == "json" {
+		h = slog.NewJSONHandler(os.Stderr, nil)
+	}
+	return slog.New(h)
+}
+
+// openRegistry creates the control database if needed and opens the registry,
+// which applies pending control-schema migrations under an advisory lock.
+func openRegistry(ctx context.Context, c *config, log *slog.Logger) (*tenancy.Registry, error) {
+	if err := tenancy.EnsureDatabase(ctx, c.DatabaseURL); err != nil {
+		return nil, err
+	}
+	return tenancy.Open(ctx, tenancy.Config{DatabaseURL: c.DatabaseURL, Logger: log})
+}
+
+func version() string {
+	v := "patchdesk (devel)"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = "patchdesk " + bi.Main.Version
+		}
+		v += " " + bi.GoVersion
+	}
+	return v
+}

@@ -1,0 +1,57 @@
+// Command patchdesk is the PatchDesk helpdesk: one binary for the API server,
+// the operator CLI and the migrations.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage: patchdesk <command> [flags]
+
+commands:
+  serve      run the HTTP API (applies pending migrations first)
+  migrate    bring the control schema and every tenant schema up to date
+  tenants    list | create | suspend | resume tenants
+  version    print the version
+
+Configuration comes from the environment (DATABASE_URL, PATCHDESK_HTTP_ADDR,
+PATCHDESK_DATA_DIR, PATCHDESK_BASE_DOMAIN, PATCHDESK_LOG_FORMAT); flags override it.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "patchdesk:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return fmt.Errorf("no command given")
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		return serve(ctx, rest)
+	case "migrate":
+		return migrate(ctx, rest)
+	case "tenants":
+		return tenants(ctx, rest)
+	case "version":
+		fmt.Println(version())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return nil
+	default:
+		fmt.Fprint(os.Stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}

@@ -1,0 +1,108 @@
+// Package authz makes every authorization decision in PatchDesk, with Ory
+// Ladon policies compiled at start. Handlers ask Check once per action and
+// never compare roles themselves.
+package authz
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/google/uuid"
+	"github.com/ory/ladon"
+	"github.com/ory/ladon/manager/memory"
+
+	"github.com/patchdesk/patchdesk/modules/respond"
+)
+
+// Roles, most to least privileged.
+const (
+	RoleOwner      = "owner"
+	RoleAdmin      = "admin"
+	RoleAgent      = "agent"
+	RoleLightAgent = "light_agent"
+	RoleViewer     = "viewer"
+	RoleCustomer   = "customer"
+)
+
+// Roles lists every role.
+var Roles = []string{RoleOwner, RoleAdmin, RoleAgent, RoleLightAgent, RoleViewer, RoleCustomer}
+
+// ValidRole reports whether role is one of Roles.
+func ValidRole(role string) bool { return slices.Contains(Roles, role) }
+
+// Actions.
+const (
+	MeRead = "me:read"
+	// MembersList reads the member directory (staff only).
+	MembersList = "members:list"
+	// MembersManage creates members and changes their role or active flag.
+	MembersManage = "members:manage"
+	// MembersManageOwners grants, removes or deactivates the owner role.
+	MembersManageOwners = "members:manage-owners"
+	TokensCreate        = "tokens:create"
+)
+
+// Subject is the authenticated member behind a request.
+type Subject struct {
+	MemberID uuid.UUID
+	Email    string
+	Name     string
+	Role     string
+}
+
+type subjectKey struct{}
+
+// WithSubject returns a context carrying the authenticated subject.
+func WithSubject(ctx context.Context, s Subject) context.Context {
+	return context.WithValue(ctx, subjectKey{}, s)
+}
+
+// SubjectFrom returns the authenticated subject, if any.
+func SubjectFrom(ctx context.Context) (Subject, bool) {
+	s, ok := ctx.Value(subjectKey{}).(Subject)
+	return s, ok
+}
+
+// Authorizer decides requests against the compiled policy set.
+type Authorizer struct {
+	warden *ladon.Ladon
+}
+
+// New compiles the built-in policies.
+func New() (*Authorizer, error) {
+	mgr := memory.NewMemoryManager()
+	for _, p := range policies() {
+		if err := mgr.Create(context.Background(), p); err != nil {
+			return nil, fmt.Errorf("load policy %s: %w", p.ID, err)
+		}
+	}
+	return &Authorizer{warden: &ladon.Ladon{Manager: mgr, AuditLogger: &ladon.AuditLoggerNoOp{}}}, nil
+}
+
+// Request describes one decision: what the subject wants to do on which resource.
+type Request struct {
+	Action   string
+	Resource string
+	// Own tells whether the subject is the requester of the resource (tickets).
+	Own bool
+}
+
+// Allowed reports whether role may perform the request.
+func (a *Authorizer) Allowed(ctx context.Context, role string, req Request) bool {
+	err := a.warden.IsAllowed(ctx, &ladon.Request{
+		Subject:  "role:" + role,
+		Action:   req.Action,
+		Resource: req.Resource,
+		Context:  ladon.Context{"own": req.Own},
+	})
+	return err == nil
+}
+
+// Check returns respond.ErrForbidden unless the subject may perform the request.
+func (a *Authorizer) Check(ctx context.Context, s Subject, req Request) error {
+	if !a.Allowed(ctx, s.Role, req) {
+		return respond.Errorf(respond.ErrForbidden, "role %s may not %s", s.Role, req.Action)
+	}
+	return nil
+}

@@ -1,0 +1,42 @@
+// Package respond is the one place that writes HTTP responses: JSON bodies,
+// problem+json errors (mapped from a handful of sentinel errors) and the
+// logging of server-side failures. It also decodes request bodies, so every
+// handler accepts and fails the same way.
+package respond
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors; module errors wrap them and Error maps them to a status.
+var (
+	ErrInvalidInput    = errors.New("malformed request")       // 400
+	ErrUnauthenticated = errors.New("not authenticated")       // 401
+	ErrForbidden       = errors.New("not allowed")             // 403
+	ErrNotFound        = errors.New("not found")               // 404
+	ErrMethod          = errors.New("method not allowed")      // 405
+	ErrConflict        = errors.New("conflict")                // 409
+	ErrTooLarge        = errors.New("request body too large")  // 413
+	ErrInvalid         = errors.New("validation failed")       // 422
+	ErrRateLimited     = errors.New("rate limited")            // 429
+	ErrUnavailable     = errors.New("temporarily unavailable") // 503
+)
+
+// Problem is an error with a client-safe detail message and a sentinel kind.
+type Problem struct {
+	Kind   error
+	Detail string
+	// RetryAfter, in seconds, is sent as Retry-After for 429 and 503.
+	RetryAfter int
+}
+
+func (p *Problem) Error() string { return fmt.Sprintf("%v: %s", p.Kind, p.Detail) }
+
+// Unwrap lets errors.Is match the sentinel.
+func (p *Problem) Unwrap() error { return p.Kind }
+
+// Errorf builds a Problem of the given kind whose detail is shown to the client.
+func Errorf(kind error, format string, args ...any) error {
+	return &Problem{Kind: kind, Detail: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,91 @@
+package respond
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/patchdesk/patchdesk/tenancy"
+)
+
+// JSON writes v as a JSON body with the given status.
+func JSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// NoContent writes 204.
+func NoContent(w http.ResponseWriter) { w.WriteHeader(http.StatusNoContent) }
+
+type problemBody struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+}
+
+var statusOf = []struct {
+	err    error
+	status int
+}{
+	{ErrInvalidInput, http.StatusBadRequest},
+	{ErrUnauthenticated, http.StatusUnauthorized},
+	{ErrForbidden, http.StatusForbidden},
+	{tenancy.ErrTenantSuspended, http.StatusForbidden},
+	{ErrNotFound, http.StatusNotFound},
+	{tenancy.ErrTenantNotFound, http.StatusNotFound},
+	{ErrMethod, http.StatusMethodNotAllowed},
+	{ErrConflict, http.StatusConflict},
+	{tenancy.ErrSlugTaken, http.StatusConflict},
+	{ErrTooLarge, http.StatusRequestEntityTooLarge},
+	{ErrInvalid, http.StatusUnprocessableEntity},
+	{ErrRateLimited, http.StatusTooManyRequests},
+	{ErrUnavailable, http.StatusServiceUnavailable},
+	{tenancy.ErrTenantBehind, http.StatusServiceUnavailable},
+}
+
+// Error maps err to a problem+json response. Errors that match no sentinel
+// are logged with the request's logger and answered with a bare 500, so no SQL
+// or internal detail reaches the client.
+func Error(w http.ResponseWriter, r *http.Request, err error) {
+	status := http.StatusInternalServerError
+	for _, s := range statusOf {
+		if errors.Is(err, s.err) {
+			status = s.status
+			break
+		}
+	}
+	body := problemBody{Type: "about:blank", Title: http.StatusText(status), Status: status}
+	var p *Problem
+	switch {
+	case errors.As(err, &p):
+		body.Detail = p.Detail
+		if p.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(p.RetryAfter))
+		}
+	case status == http.StatusInternalServerError:
+		slog.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	default:
+		body.Detail = detailOf(err)
+	}
+	if (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// detailOf returns the client-safe message of a known sentinel-wrapping error:
+// only the sentinel's own text, never wrapped context that may name internals.
+func detailOf(err error) string {
+	for _, s := range statusOf {
+		if errors.Is(err, s.err) {
+			return s.err.Error()
+		}
+	}
+	return ""
+}

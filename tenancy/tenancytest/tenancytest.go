@@ -1,0 +1,116 @@
+// Package tenancytest gives tests a Registry on a fresh PostgreSQL database of
+// their own, dropped (with the tenant roles it created) when the test ends.
+package tenancytest
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"io/fs"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/patchdesk/patchdesk/tenancy"
+)
+
+// AdminURL is the maintenance database used to create and drop test databases.
+func AdminURL() string {
+	return cmp.Or(os.Getenv("PATCHDESK_TEST_DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
+}
+
+// Options tunes the registry a test gets.
+type Options struct {
+	TenantMigrations fs.FS
+}
+
+// NewDatabase creates an empty database for the test and returns its URL.
+func NewDatabase(t testing.TB) string {
+	t.Helper()
+	ctx := context.Background()
+	name := "pdtest_" + strings.ToLower(rand.Text()[:16])
+	admin, err := pgx.Connect(ctx, AdminURL())
+	if err != nil {
+		t.Fatalf("connect to admin database: %v", err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()); err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	u, err := url.Parse(AdminURL())
+	if err != nil {
+		t.Fatalf("parse admin url: %v", err)
+	}
+	u.Path = "/" + name
+	t.Cleanup(func() { dropDatabase(t, name) })
+	return u.String()
+}
+
+// New returns a Registry on a fresh database; the control schema is migrated.
+func New(t testing.TB, opts *Options) *tenancy.Registry {
+	t.Helper()
+	if opts == nil {
+		opts = &Options{}
+	}
+	dsn := NewDatabase(t)
+	reg, err := tenancy.Open(context.Background(), tenancy.Config{
+		DatabaseURL:      dsn,
+		MaxConns:         6,
+		TenantMigrations: opts.TenantMigrations,
+	})
+	if err != nil {
+		t.Fatalf("open registry: %v", err)
+	}
+	t.Cleanup(reg.Close)
+	return reg
+}
+
+// dropDatabase drops the test database and then the tenant roles that were
+// created in it (roles are cluster-wide and would otherwise pile up).
+func dropDatabase(t testing.TB, name string) {
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, AdminURL())
+	if err != nil {
+		t.Errorf("connect to admin database: %v", err)
+		return
+	}
+	defer admin.Close(ctx)
+	roles := tenantRoles(ctx, t, name)
+	if _, err := admin.Exec(ctx, `DROP DATABASE IF EXISTS `+pgx.Identifier{name}.Sanitize()+` WITH (FORCE)`); err != nil {
+		t.Errorf("drop test database: %v", err)
+		return
+	}
+	for _, role := range roles {
+		if _, err := admin.Exec(ctx, `DROP ROLE IF EXISTS `+pgx.Identifier{role}.Sanitize()); err != nil {
+			t.Errorf("drop tenant role %s: %v", role, err)
+		}
+	}
+}
+
+func tenantRoles(ctx context.Context, t testing.TB, dbName string) []string {
+	u, _ := url.Parse(AdminURL())
+	u.Path = "/" + dbName
+	conn, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		t.Errorf("connect to test database: %v", err)
+		return nil
+	}
+	defer conn.Close(ctx)
+	// Roles granted to us with the tenant prefix: also catches roles of
+	// tenants whose control row is gone.
+	rows, err := conn.Query(ctx, `SELECT DISTINCT nspacl_role FROM (
+		SELECT (aclexplode(nspacl)).grantee::regrole::text AS nspacl_role FROM pg_namespace WHERE nspname LIKE 't\_%') s
+		WHERE nspacl_role LIKE 'r\_%'`)
+	if err != nil {
+		t.Errorf("list tenant roles: %v", err)
+		return nil
+	}
+	roles, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Errorf("list tenant roles: %v", err)
+	}
+	return roles
+}
