@@ -172,6 +172,9 @@ func (r *Registry) markFailed(ctx context.Context, t *Tenant, cause error) {
 
 // audit records an operator-level action in the control plane.
 func (r *Registry) audit(ctx context.Context, t *Tenant, action string, data map[string]any) {
+	if data == nil {
+		data = map[string]any{}
+	}
 	_, err := r.control.Exec(ctx, `INSERT INTO control.tenant_audit (tenant_id, slug, action, data) VALUES ($1, $2, $3, $4)`,
 		t.ID, t.Slug, action, data)
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/patchdesk/patchdesk/modules/api"
-	"github.com/patchdesk/patchdesk/modules/authz"
 	"github.com/patchdesk/patchdesk/modules/members"
 	"github.com/patchdesk/patchdesk/modules/obs"
 	"github.com/patchdesk/patchdesk/tenancy"
@@ -52,32 +51,24 @@ func serve(ctx context.Context, args []string) error {
 			log.ErrorContext(ctx, "some tenants are not migrated and will answer 503", "err", err)
 		}
 	}
-	az, err := authz.New()
-	if err != nil {
-		return err
-	}
-	svc, err := members.NewService(members.Config{}, reg, reg, az)
+	metrics := obs.NewMetrics()
+	metrics.Registry.MustRegister(reg.Collector())
+	app, err := api.New(reg, log, metrics, api.Config{BaseDomain: c.BaseDomain})
 	if err != nil {
 		return err
 	}
 	if *demo {
-		if err := ensureDemo(ctx, reg, svc); err != nil {
+		if err := ensureDemo(ctx, reg, app.Members); err != nil {
 			return err
 		}
 	}
-	metrics := obs.NewMetrics()
-	metrics.Registry.MustRegister(reg.Collector())
-	handler := api.New(api.Deps{
-		Log: log, Metrics: metrics, Registry: reg, BaseDomain: c.BaseDomain,
-		Members: members.NewHandler(svc, members.HandlerConfig{}),
-	})
 
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { reg.Listen(bg) })
 	defer func() { stopBG(); wg.Wait() }()
 
-	return listenAndServe(ctx, log, c.HTTPAddr, handler)
+	return listenAndServe(ctx, log, c.HTTPAddr, app.Handler)
 }
 
 // listenAndServe serves until ctx ends, then drains in-flight requests.

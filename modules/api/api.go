@@ -13,33 +13,55 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/patchdesk/patchdesk/modules/authz"
 	"github.com/patchdesk/patchdesk/modules/members"
 	"github.com/patchdesk/patchdesk/modules/obs"
 	"github.com/patchdesk/patchdesk/modules/respond"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
 
-// Module is a business module that serves authenticated tenant routes.
-type Module interface {
-	Routes(r *mux.Router)
-}
-
-// Deps are what the HTTP surface is built from.
-type Deps struct {
-	Log      *slog.Logger
-	Metrics  *obs.Metrics
-	Registry *tenancy.Registry
-	Members  *members.Handler
-	// Modules mount further authenticated tenant routes (tickets, …).
-	Modules []Module
+// Config configures the HTTP surface and the modules behind it.
+type Config struct {
 	// BaseDomain, when set, also routes https://{tenant}.{BaseDomain}/api/v1/….
-	BaseDomain string
+	BaseDomain  string
+	Members     members.Config
+	MembersHTTP members.HandlerConfig
 	// ReadyChecks run on /readyz besides the control database ping.
 	ReadyChecks []func(context.Context) error
 }
 
-// New returns the complete HTTP handler.
-func New(d Deps) http.Handler {
+// App is the assembled application: its HTTP handler and the services that
+// commands (the demo tenant, the CLI) also use.
+type App struct {
+	Handler http.Handler
+	Members *members.Service
+}
+
+// deps are what routes are mounted from.
+type deps struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *obs.Metrics
+	reg     *tenancy.Registry
+	members *members.Handler
+	modules []interface{ Routes(*mux.Router) }
+}
+
+// New builds every module and the complete HTTP handler.
+func New(reg *tenancy.Registry, log *slog.Logger, metrics *obs.Metrics, cfg Config) (*App, error) {
+	az, err := authz.New()
+	if err != nil {
+		return nil, err
+	}
+	msvc, err := members.NewService(cfg.Members, reg, reg, az)
+	if err != nil {
+		return nil, err
+	}
+	d := deps{cfg: cfg, log: log, metrics: metrics, reg: reg, members: members.NewHandler(msvc, cfg.MembersHTTP)}
+	return &App{Handler: handler(d), Members: msvc}, nil
+}
+
+func handler(d deps) http.Handler {
 	root := mux.NewRouter()
 	root.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		respond.Error(w, r, respond.Errorf(respond.ErrNotFound, "no such route"))
@@ -53,40 +75,40 @@ func New(d Deps) http.Handler {
 		respond.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}).Methods(http.MethodGet)
 	root.HandleFunc("/readyz", readyz(d)).Methods(http.MethodGet)
-	root.Handle("/metrics", promhttp.HandlerFor(d.Metrics.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
-	d.Members.GlobalRoutes(root)
+	root.Handle("/metrics", promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	d.members.GlobalRoutes(root)
 
-	tenantMW := d.Registry.Middleware(d.BaseDomain, respond.Error, func(r *http.Request, t *tenancy.Tenant) {
+	tenantMW := d.reg.Middleware(d.cfg.BaseDomain, respond.Error, func(r *http.Request, t *tenancy.Tenant) {
 		obs.SetTenant(r, t.Slug)
 	})
-	if d.BaseDomain != "" {
-		mountTenant(root.Host("{tenant:[a-z0-9-]+}."+d.BaseDomain).PathPrefix("/api/v1").Subrouter(), tenantMW, d)
+	if d.cfg.BaseDomain != "" {
+		mountTenant(root.Host("{tenant:[a-z0-9-]+}."+d.cfg.BaseDomain).PathPrefix("/api/v1").Subrouter(), tenantMW, d)
 	}
 	mountTenant(root.PathPrefix("/t/{tenant}/api/v1").Subrouter(), tenantMW, d)
-	return d.Metrics.Middleware(d.Log)(root)
+	return d.metrics.Middleware(d.log)(root)
 }
 
-func mountTenant(r *mux.Router, tenantMW mux.MiddlewareFunc, d Deps) {
+func mountTenant(r *mux.Router, tenantMW mux.MiddlewareFunc, d deps) {
 	r.Use(tenantMW)
-	d.Members.PublicRoutes(r)
+	d.members.PublicRoutes(r)
 	authed := r.NewRoute().Subrouter()
-	authed.Use(d.Members.Authenticate)
-	d.Members.Routes(authed)
-	for _, m := range d.Modules {
+	authed.Use(d.members.Authenticate)
+	d.members.Routes(authed)
+	for _, m := range d.modules {
 		m.Routes(authed)
 	}
 }
 
-func readyz(d Deps) http.HandlerFunc {
+func readyz(d deps) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		err := d.Registry.Ping(ctx)
-		for _, check := range d.ReadyChecks {
+		err := d.reg.Ping(ctx)
+		for _, check := range d.cfg.ReadyChecks {
 			err = errors.Join(err, check(ctx))
 		}
 		if err != nil {
-			d.Log.WarnContext(ctx, "not ready", "err", err)
+			d.log.WarnContext(ctx, "not ready", "err", err)
 			respond.Error(w, r, respond.Errorf(respond.ErrUnavailable, "dependencies unavailable"))
 			return
 		}

@@ -31,8 +31,13 @@ func policies() []*ladon.DefaultPolicy {
 			Effect: ladon.AllowAccess,
 		},
 		{
-			ID: "staff-directory", Description: "staff see the member directory and create API tokens",
-			Subjects: staff, Resources: []string{ResourceTenant, ResourceMembers}, Actions: []string{MembersList, TokensCreate},
+			ID: "staff-directory", Description: "staff see the member directory",
+			Subjects: staff, Resources: []string{ResourceMembers}, Actions: []string{MembersList},
+			Effect: ladon.AllowAccess,
+		},
+		{
+			ID: "staff-tokens", Description: "staff create API tokens acting with their own role",
+			Subjects: staff, Resources: []string{ResourceTenant}, Actions: []string{TokensCreate},
 			Effect: ladon.AllowAccess,
 		},
 		{

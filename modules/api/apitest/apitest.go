@@ -1,0 +1,162 @@
+// Package apitest runs the complete PatchDesk HTTP API on a fresh database
+// for tests that act as an outside client would.
+package apitest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/patchdesk/patchdesk/modules/api"
+	"github.com/patchdesk/patchdesk/modules/members"
+	"github.com/patchdesk/patchdesk/modules/obs"
+	"github.com/patchdesk/patchdesk/tenancy"
+	"github.com/patchdesk/patchdesk/tenancy/tenancytest"
+)
+
+// Password is the password every member created by this package gets.
+const Password = "correct horse battery"
+
+// Server is a running API over its own database.
+type Server struct {
+	*httptest.Server
+	Reg *tenancy.Registry
+	App *api.App
+	seq atomic.Int64
+}
+
+// New starts the API; cfg may adjust the configuration (nil for defaults).
+func New(t testing.TB, cfg func(*api.Config)) *Server {
+	t.Helper()
+	reg := tenancytest.New(t, nil)
+	c := api.Config{
+		// Real argon2id at a low cost so that suites stay fast.
+		Members:     members.Config{Argon: members.ArgonParams{MemoryKiB: 1024, Time: 1, Threads: 1}},
+		MembersHTTP: members.HandlerConfig{SignupsPerMinute: 100_000, LoginsPerMinute: 100_000},
+	}
+	if cfg != nil {
+		cfg(&c)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	app, err := api.New(reg, log, obs.NewMetrics(), c)
+	if err != nil {
+		t.Fatalf("build api: %v", err)
+	}
+	srv := httptest.NewServer(app.Handler)
+	t.Cleanup(srv.Close)
+	return &Server{Server: srv, Reg: reg, App: app}
+}
+
+// Resp is a decoded response.
+type Resp struct {
+	Status int
+	Header http.Header
+	Body   []byte
+	JSON   map[string]any
+}
+
+// Items returns the "items" array of a list response.
+func (r Resp) Items() []map[string]any {
+	raw, _ := r.JSON["items"].([]any)
+	out := make([]map[string]any, 0, len(raw))
+	for _, it := range raw {
+		m, _ := it.(map[string]any)
+		out = append(out, m)
+	}
+	return out
+}
+
+// IsProblem reports whether the response is problem+json with the given status.
+func (r Resp) IsProblem(status int) bool {
+	got, _ := r.JSON["status"].(float64)
+	return r.Status == status && strings.HasPrefix(r.Header.Get("Content-Type"), "application/problem+json") && int(got) == status
+}
+
+func (r Resp) String() string { return fmt.Sprintf("%d %s", r.Status, r.Body) }
+
+// Call sends a request; body is JSON-encoded unless it is a string (sent raw).
+// headers are name, value pairs.
+func (s *Server) Call(t testing.TB, method, path, token string, body any, headers ...string) Resp {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		js, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(js)
+	}
+	req, err := http.NewRequest(method, s.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := s.Client().Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	out := Resp{Status: res.StatusCode, Header: res.Header}
+	out.Body, _ = io.ReadAll(res.Body)
+	_ = json.Unmarshal(out.Body, &out.JSON)
+	return out
+}
+
+// Signup creates a tenant and returns its owner's token.
+func (s *Server) Signup(t testing.TB, slug string) string {
+	t.Helper()
+	r := s.Call(t, "POST", "/api/v1/signup", "", map[string]string{
+		"slug": slug, "name": slug, "admin_email": "owner@" + slug + ".test", "admin_name": "Owner", "password": Password,
+	})
+	if r.Status != http.StatusCreated {
+		t.Fatalf("signup %s: %s", slug, r)
+	}
+	return r.JSON["token"].(string)
+}
+
+// Member is a member created by AddMember, with a session token.
+type Member struct {
+	ID, Email, Token string
+}
+
+// AddMember creates a member with role (as the owner) and logs them in.
+func (s *Server) AddMember(t testing.TB, slug, ownerToken, role string) Member {
+	t.Helper()
+	email := fmt.Sprintf("%s-%d@%s.test", role, s.seq.Add(1), slug)
+	r := s.Call(t, "POST", "/t/"+slug+"/api/v1/members", ownerToken, map[string]any{
+		"email": email, "name": role, "role": role, "password": Password,
+	})
+	if r.Status != http.StatusCreated {
+		t.Fatalf("add %s to %s: %s", role, slug, r)
+	}
+	return Member{ID: r.JSON["id"].(string), Email: email, Token: s.Login(t, slug, email)}
+}
+
+// Login returns a session token for email.
+func (s *Server) Login(t testing.TB, slug, email string) string {
+	t.Helper()
+	r := s.Call(t, "POST", "/t/"+slug+"/api/v1/sessions", "", map[string]string{"email": email, "password": Password})
+	if r.Status != http.StatusCreated {
+		t.Fatalf("login %s: %s", email, r)
+	}
+	return r.JSON["token"].(string)
+}
