@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -23,8 +22,15 @@ import (
 	sharedmigrations "github.com/patchdesk/patchdesk/migrations/shared"
 )
 
-// controlLockID serialises control-schema migrations across replicas.
-const controlLockID int64 = 0x7064_636f_6e74_726c // "pdcontrl"
+// controlLockID and infraLockID serialise control- and infra-schema
+// migrations across replicas.
+const (
+	controlLockID int64 = 0x7064_636f_6e74_726c // "pdcontrl"
+	infraLockID   int64 = 0x7064_696e_6672_6100 // "pdinfra"
+)
+
+// tenantGroupRole is granted to every tenant role; it may insert outbox rows.
+const tenantGroupRole = "patchdesk_tenant"
 
 // latestVersion is the highest goose version among the .sql files of fsys.
 func latestVersion(fsys fs.FS) (int64, error) {
@@ -52,16 +58,28 @@ func latestVersion(fsys fs.FS) (int64, error) {
 
 // migrateControl brings schema control up to date under an advisory lock.
 func (r *Registry) migrateControl(ctx context.Context) error {
-	if _, err := r.control.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS control`); err != nil {
-		var pgErr *pgconn.PgError
-		// Two replicas racing on CREATE SCHEMA IF NOT EXISTS can collide on the catalog.
-		if !errors.As(err, &pgErr) || pgErr.Code != "23505" {
-			return fmt.Errorf("create control schema: %w", err)
-		}
+	// Two replicas racing on CREATE SCHEMA IF NOT EXISTS can collide on the catalog (23505).
+	if _, err := r.control.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS control`); err != nil && !isUniqueViolation(err) {
+		return fmt.Errorf("create control schema: %w", err)
 	}
 	_, err := runGoose(ctx, r.cfg.DatabaseURL, "control", sharedmigrations.FS, controlLockID)
 	if err != nil {
 		return fmt.Errorf("migrate control schema: %w", err)
+	}
+	return migrateInfra(ctx, r.control)
+}
+
+// migrateInfra brings schema infra (the outbox) of one tenant database up to date.
+func migrateInfra(ctx context.Context, pool *pgxpool.Pool) error {
+	if _, err := pool.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS infra`); err != nil && !isUniqueViolation(err) {
+		return fmt.Errorf("create infra schema: %w", err)
+	}
+	fsys, err := fs.Sub(sharedmigrations.InfraFS, "infra")
+	if err != nil {
+		return fmt.Errorf("infra migrations: %w", err)
+	}
+	if _, err := runGoose(ctx, poolDSN(pool), "infra", fsys, infraLockID); err != nil {
+		return fmt.Errorf("migrate infra schema: %w", err)
 	}
 	return nil
 }

@@ -92,6 +92,7 @@ func (r *Registry) build(ctx context.Context, t *Tenant, initFn func(context.Con
 	ddl := []string{
 		`CREATE ROLE ` + role + ` NOLOGIN`,
 		`GRANT ` + role + ` TO CURRENT_USER`,
+		`GRANT ` + tenantGroupRole + ` TO ` + role,
 		`CREATE SCHEMA ` + schema,
 		`GRANT USAGE ON SCHEMA ` + schema + ` TO ` + role,
 		`ALTER DEFAULT PRIVILEGES IN SCHEMA ` + schema + ` GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ` + role,

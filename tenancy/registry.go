@@ -153,6 +153,10 @@ func (r *Registry) pool(ctx context.Context, databaseID string) (*pgxpool.Pool, 
 	if err != nil {
 		return nil, fmt.Errorf("database %q: %w", databaseID, err)
 	}
+	if err := migrateInfra(ctx, p); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("database %q: %w", databaseID, err)
+	}
 	r.pools[databaseID] = p
 	return p, nil
 }

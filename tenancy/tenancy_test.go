@@ -256,7 +256,7 @@ func TestMigrateFleetWithOneBrokenTenant(t *testing.T) {
 	if err := v2.MigrateTenants(ctx, tenancy.MigrateOptions{Parallel: 8}, func(r tenancy.MigrateResult) { results[r.Slug] = r }); err != nil {
 		t.Fatalf("re-run after the fix: %v", err)
 	}
-	if r := results[victim.Slug]; r.From != 1 || r.To != 9000 {
+	if r := results[victim.Slug]; r.From != v1.LatestVersion() || r.To != 9000 {
 		t.Errorf("victim after re-run: %+v", r)
 	}
 	var n int

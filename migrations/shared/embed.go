@@ -7,3 +7,9 @@ import "embed"
 //
 //go:embed *.sql
 var FS embed.FS
+
+// InfraFS is the set of per-database migrations (schema infra: the outbox),
+// applied to every database that holds tenant schemas.
+//
+//go:embed infra/*.sql
+var InfraFS embed.FS

@@ -13,10 +13,12 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/patchdesk/patchdesk/modules/audit"
 	"github.com/patchdesk/patchdesk/modules/authz"
 	"github.com/patchdesk/patchdesk/modules/members"
 	"github.com/patchdesk/patchdesk/modules/obs"
 	"github.com/patchdesk/patchdesk/modules/respond"
+	"github.com/patchdesk/patchdesk/modules/tickets"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
 
@@ -26,6 +28,11 @@ type Config struct {
 	BaseDomain  string
 	Members     members.Config
 	MembersHTTP members.HandlerConfig
+	Tickets     tickets.Config
+	// TokenPerMinute and TenantPerMinute limit authenticated requests per
+	// token and per tenant (defaults 1,200 and 30,000).
+	TokenPerMinute  float64
+	TenantPerMinute float64
 	// ReadyChecks run on /readyz besides the control database ping.
 	ReadyChecks []func(context.Context) error
 }
@@ -35,6 +42,7 @@ type Config struct {
 type App struct {
 	Handler http.Handler
 	Members *members.Service
+	Tickets *tickets.Service
 }
 
 // deps are what routes are mounted from.
@@ -44,6 +52,7 @@ type deps struct {
 	metrics *obs.Metrics
 	reg     *tenancy.Registry
 	members *members.Handler
+	limits  *limits
 	modules []interface{ Routes(*mux.Router) }
 }
 
@@ -57,8 +66,17 @@ func New(reg *tenancy.Registry, log *slog.Logger, metrics *obs.Metrics, cfg Conf
 	if err != nil {
 		return nil, err
 	}
-	d := deps{cfg: cfg, log: log, metrics: metrics, reg: reg, members: members.NewHandler(msvc, cfg.MembersHTTP)}
-	return &App{Handler: handler(d), Members: msvc}, nil
+	tsvc, err := tickets.NewService(cfg.Tickets, reg, az, msvc, metrics.Registry)
+	if err != nil {
+		return nil, err
+	}
+	d := deps{cfg: cfg, log: log, metrics: metrics, reg: reg, members: members.NewHandler(msvc, cfg.MembersHTTP),
+		limits: newLimits(cfg.TokenPerMinute, cfg.TenantPerMinute),
+		modules: []interface{ Routes(*mux.Router) }{
+			tickets.NewHandler(tsvc),
+			audit.NewHandler(audit.NewService(reg, az)),
+		}}
+	return &App{Handler: handler(d), Members: msvc, Tickets: tsvc}, nil
 }
 
 func handler(d deps) http.Handler {
@@ -92,7 +110,7 @@ func mountTenant(r *mux.Router, tenantMW mux.MiddlewareFunc, d deps) {
 	r.Use(tenantMW)
 	d.members.PublicRoutes(r)
 	authed := r.NewRoute().Subrouter()
-	authed.Use(d.members.Authenticate)
+	authed.Use(d.members.Authenticate, d.limits.middleware)
 	d.members.Routes(authed)
 	for _, m := range d.modules {
 		m.Routes(authed)

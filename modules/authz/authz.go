@@ -41,6 +41,29 @@ const (
 	// MembersManageOwners grants, removes or deactivates the owner role.
 	MembersManageOwners = "members:manage-owners"
 	TokensCreate        = "tokens:create"
+
+	// TicketsCreate opens a ticket.
+	TicketsCreate = "tickets:create"
+	// TicketsRead reads a ticket, its public comments and timeline (customers: Own only).
+	TicketsRead = "tickets:read"
+	// TicketsUpdate changes title, status, priority or tags.
+	TicketsUpdate = "tickets:update"
+	// TicketsAssign sets or clears the assignee.
+	TicketsAssign = "tickets:assign"
+	// TicketsReopen moves a closed ticket back to open.
+	TicketsReopen = "tickets:reopen"
+	// TicketsDelete soft-deletes a ticket.
+	TicketsDelete = "tickets:delete"
+	// CommentsPublic writes a reply the requester sees (customers: Own only).
+	CommentsPublic = "comments:public"
+	// CommentsInternal writes an internal note.
+	CommentsInternal = "comments:internal"
+	// CommentsReadInternal sees internal notes.
+	CommentsReadInternal = "comments:read-internal"
+	// AuditRead reads the audit log.
+	AuditRead = "audit:read"
+	// TicketsAssignable marks a role that may be a ticket's assignee.
+	TicketsAssignable = "tickets:be-assigned"
 )
 
 // Subject is the authenticated member behind a request.

@@ -6,6 +6,8 @@ import "github.com/ory/ladon"
 const (
 	ResourceTenant  = "tenant"
 	ResourceMembers = "members"
+	ResourceTickets = "tickets"
+	ResourceAudit   = "audit"
 )
 
 func roles(rs ...string) []string {
@@ -20,6 +22,7 @@ var (
 	allRoles = roles(Roles...)
 	staff    = roles(RoleOwner, RoleAdmin, RoleAgent, RoleLightAgent, RoleViewer)
 	admins   = roles(RoleOwner, RoleAdmin)
+	agents   = roles(RoleOwner, RoleAdmin, RoleAgent)
 )
 
 // policies is the built-in policy set. Everything not allowed here is denied.
@@ -44,6 +47,43 @@ func policies() []*ladon.DefaultPolicy {
 			ID: "admins-manage-members", Description: "owners and admins manage members",
 			Subjects: admins, Resources: []string{ResourceMembers}, Actions: []string{MembersManage},
 			Effect: ladon.AllowAccess,
+		},
+		{
+			ID: "staff-read-tickets", Description: "staff read every ticket, internal notes included",
+			Subjects: staff, Resources: []string{ResourceTickets}, Actions: []string{TicketsRead, CommentsReadInternal},
+			Effect: ladon.AllowAccess,
+		},
+		{
+			ID: "agents-work-tickets", Description: "agents, admins and owners create, change, assign and reply",
+			Subjects: agents, Resources: []string{ResourceTickets},
+			Actions: []string{TicketsCreate, TicketsUpdate, TicketsAssign, CommentsPublic, CommentsInternal, TicketsAssignable},
+			Effect:  ladon.AllowAccess,
+		},
+		{
+			ID: "light-agents-notes", Description: "light agents write internal notes only",
+			Subjects: roles(RoleLightAgent), Resources: []string{ResourceTickets}, Actions: []string{CommentsInternal},
+			Effect: ladon.AllowAccess,
+		},
+		{
+			ID: "admins-privileged-tickets", Description: "owners and admins delete tickets and reopen closed ones",
+			Subjects: admins, Resources: []string{ResourceTickets}, Actions: []string{TicketsDelete, TicketsReopen},
+			Effect: ladon.AllowAccess,
+		},
+		{
+			ID: "admins-audit", Description: "owners and admins read the audit log",
+			Subjects: admins, Resources: []string{ResourceAudit}, Actions: []string{AuditRead},
+			Effect: ladon.AllowAccess,
+		},
+		{
+			ID: "customers-create", Description: "customers open tickets",
+			Subjects: roles(RoleCustomer), Resources: []string{ResourceTickets}, Actions: []string{TicketsCreate},
+			Effect: ladon.AllowAccess,
+		},
+		{
+			ID: "customers-own-tickets", Description: "customers read and reply to tickets they requested",
+			Subjects: roles(RoleCustomer), Resources: []string{ResourceTickets}, Actions: []string{TicketsRead, CommentsPublic},
+			Conditions: ladon.Conditions{"own": &ladon.BooleanCondition{BooleanValue: true}},
+			Effect:     ladon.AllowAccess,
 		},
 		{
 			ID: "owners-manage-owners", Description: "only owners grant, remove or deactivate the owner role",

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/patchdesk/patchdesk/modules/audit"
 	"github.com/patchdesk/patchdesk/modules/authz"
 	"github.com/patchdesk/patchdesk/modules/respond"
 	"github.com/patchdesk/patchdesk/tenancy"
@@ -260,7 +261,10 @@ func (s *Service) CreateMember(ctx context.Context, sub authz.Subject, t *tenanc
 	err := s.db.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
 		var err error
 		m, err = insertMember(ctx, tx, insertParams{Email: p.Email, Name: strings.TrimSpace(p.Name), Role: p.Role, PasswordHash: hash})
-		return err
+		if err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, sub.MemberID, "member.created", "member:"+m.ID.String(), map[string]any{"email": m.Email, "role": m.Role})
 	})
 	return m, err
 }
@@ -310,8 +314,12 @@ func (s *Service) UpdateMember(ctx context.Context, sub authz.Subject, t *tenanc
 				return respond.Errorf(respond.ErrInvalid, "the last active owner cannot be demoted or deactivated")
 			}
 		}
-		m, err = updateMember(ctx, tx, id, role, active)
-		return err
+		if m, err = updateMember(ctx, tx, id, role, active); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, sub.MemberID, "member.updated", "member:"+id.String(), map[string]any{
+			"before": map[string]any{"role": cur.Role, "active": cur.Active}, "after": map[string]any{"role": role, "active": active},
+		})
 	})
 	return m, err
 }

@@ -157,3 +157,17 @@ func subjectByTokenHash(ctx context.Context, tx tenancy.Tx, hash []byte) (authz.
 	}
 	return s, nil
 }
+
+// ActiveRole returns the role of an active member; other modules use it
+// (through their own small interface) instead of reading the members table.
+func (s *Service) ActiveRole(ctx context.Context, tx tenancy.Tx, id uuid.UUID) (string, error) {
+	var role string
+	err := tx.QueryRow(ctx, `SELECT role FROM members WHERE id = $1 AND active`, id).Scan(&role)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", respond.Errorf(respond.ErrNotFound, "member %s is not an active member", id)
+	}
+	if err != nil {
+		return "", fmt.Errorf("look up member role: %w", err)
+	}
+	return role, nil
+}

@@ -1,0 +1,52 @@
+// Package outbox records side-effect events in the same transaction as the
+// change that caused them (infra.outbox of the tenant's database), and wakes
+// the relay with NOTIFY when that transaction commits.
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/patchdesk/patchdesk/tenancy"
+)
+
+// Channel is the NOTIFY channel the relay listens on.
+const Channel = "patchdesk_outbox"
+
+// Event is one outbox message; its ID is the idempotency key for consumers.
+type Event struct {
+	ID         uuid.UUID       `json:"event_id"`
+	Type       string          `json:"type"`
+	TenantID   uuid.UUID       `json:"tenant_id"`
+	TicketID   *uuid.UUID      `json:"ticket_id,omitempty"`
+	ActorID    *uuid.UUID      `json:"actor_id,omitempty"`
+	OccurredAt time.Time       `json:"occurred_at"`
+	Data       json.RawMessage `json:"data"`
+}
+
+// Enqueue inserts events into the outbox within tx and schedules a NOTIFY,
+// which PostgreSQL delivers only if tx commits. Tenant roles may insert but
+// not read the outbox.
+func Enqueue(ctx context.Context, tx tenancy.Tx, events ...Event) error {
+	for _, e := range events {
+		e.TenantID = tx.Tenant().ID
+		payload, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("encode outbox event: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO infra.outbox (event_id, tenant_id, ticket_id, type, payload) VALUES ($1, $2, $3, $4, $5)`,
+			e.ID, e.TenantID, e.TicketID, e.Type, payload); err != nil {
+			return fmt.Errorf("enqueue outbox event: %w", err)
+		}
+	}
+	if len(events) > 0 {
+		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, Channel); err != nil {
+			return fmt.Errorf("notify outbox: %w", err)
+		}
+	}
+	return nil
+}

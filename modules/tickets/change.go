@@ -1,0 +1,145 @@
+package tickets
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/patchdesk/patchdesk/modules/audit"
+	"github.com/patchdesk/patchdesk/modules/outbox"
+	"github.com/patchdesk/patchdesk/tenancy"
+)
+
+// change is a modification of one ticket inside a transaction. Callers edit
+// After (a copy of Before) and add events that are not field changes
+// (comments); commit derives the field events from Before → After, so a
+// ticket cannot change without its timeline saying so.
+type change struct {
+	Before Ticket
+	After  Ticket
+	Actor  uuid.UUID
+	// Extra are events that are not a field difference (commented).
+	Extra []pendingEvent
+	// Audit lists privileged actions to record with the change.
+	Audit []auditEntry
+	// Comment, when set, travels in the outbox payload for consumers.
+	Comment *Comment
+}
+
+type pendingEvent struct {
+	Type string
+	Data map[string]any
+}
+
+type auditEntry struct {
+	Action string
+	Data   map[string]any
+}
+
+func newChange(t *Ticket, actor uuid.UUID) *change {
+	return &change{Before: t.clone(), After: t.clone(), Actor: actor}
+}
+
+// fieldEvents lists the events implied by the difference between two states.
+func fieldEvents(before, after Ticket) []pendingEvent {
+	var out []pendingEvent
+	diff := func(typ string, b, a any) {
+		out = append(out, pendingEvent{Type: typ, Data: map[string]any{"before": b, "after": a}})
+	}
+	if before.Title != after.Title {
+		diff(EventTitleChanged, before.Title, after.Title)
+	}
+	if before.Status != after.Status {
+		diff(EventStatusChanged, before.Status, after.Status)
+	}
+	if before.Priority != after.Priority {
+		diff(EventPriorityChanged, before.Priority, after.Priority)
+	}
+	if !equalIDs(before.AssigneeID, after.AssigneeID) {
+		diff(EventAssigned, before.AssigneeID, after.AssigneeID)
+	}
+	if !slices.Equal(before.Tags, after.Tags) {
+		diff(EventTagsChanged, before.Tags, after.Tags)
+	}
+	if before.DeletedAt == nil && after.DeletedAt != nil {
+		out = append(out, pendingEvent{Type: EventDeleted, Data: map[string]any{}})
+	}
+	return out
+}
+
+func equalIDs(a, b *uuid.UUID) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+// commit writes the change: new ticket state (guarded by version), timeline
+// events, audit entries and outbox events, all in tx. A change with no
+// events writes nothing and returns the ticket unchanged.
+func (s *Service) commit(ctx context.Context, tx tenancy.Tx, ch *change) (*Ticket, error) {
+	events := append(fieldEvents(ch.Before, ch.After), ch.Extra...)
+	if len(events) == 0 {
+		return &ch.Before, nil
+	}
+	after := ch.After
+	if after.Status != ch.Before.Status {
+		after.ClosedAt = nil
+		if after.Status == StatusClosed {
+			now := time.Now()
+			after.ClosedAt = &now
+		}
+	}
+	t, err := updateTicket(ctx, tx, after)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.record(ctx, tx, t, ch.Actor, events, ch.Comment); err != nil {
+		return nil, err
+	}
+	for _, a := range ch.Audit {
+		if err := audit.Record(ctx, tx, ch.Actor, a.Action, fmt.Sprintf("ticket:%d", t.Number), a.Data); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// record appends events to the timeline and the outbox.
+func (s *Service) record(ctx context.Context, tx tenancy.Tx, t *Ticket, actor uuid.UUID, events []pendingEvent, comment *Comment) error {
+	var actorID *uuid.UUID
+	if actor != uuid.Nil {
+		actorID = &actor
+	}
+	out := make([]outbox.Event, 0, len(events))
+	for _, pe := range events {
+		id := uuid.New()
+		e, err := insertEvent(ctx, tx, id, t.ID, actorID, pe.Type, pe.Data)
+		if err != nil {
+			return err
+		}
+		data, err := json.Marshal(eventPayload{Ticket: t, Event: e, Comment: comment})
+		if err != nil {
+			return fmt.Errorf("encode event payload: %w", err)
+		}
+		out = append(out, outbox.Event{
+			ID: id, Type: "ticket." + pe.Type, TicketID: &t.ID, ActorID: actorID, OccurredAt: e.CreatedAt, Data: data,
+		})
+	}
+	if err := outbox.Enqueue(ctx, tx, out...); err != nil {
+		return err
+	}
+	s.metrics.outboxWritten.Add(float64(len(out)))
+	return nil
+}
+
+// eventPayload is what consumers receive: the event and the ticket after it.
+type eventPayload struct {
+	Ticket  *Ticket  `json:"ticket"`
+	Event   *Event   `json:"event"`
+	Comment *Comment `json:"comment,omitempty"`
+}

@@ -1,0 +1,94 @@
+// Package tickets is the heart of PatchDesk: tickets with their state
+// machine, comments, and the append-only timeline. Every change is one
+// transaction that updates the ticket, appends its events, audits privileged
+// actions and enqueues the outbox events, or does nothing at all.
+package tickets
+
+import (
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Statuses.
+const (
+	StatusOpen       = "open"
+	StatusInProgress = "in_progress"
+	StatusPending    = "pending"
+	StatusResolved   = "resolved"
+	StatusClosed     = "closed"
+)
+
+// Statuses lists every ticket status.
+var Statuses = []string{StatusOpen, StatusInProgress, StatusPending, StatusResolved, StatusClosed}
+
+// Priorities lists every ticket priority.
+var Priorities = []string{"low", "normal", "high", "urgent"}
+
+// Event types of the timeline.
+const (
+	EventCreated         = "created"
+	EventStatusChanged   = "status_changed"
+	EventAssigned        = "assigned"
+	EventPriorityChanged = "priority_changed"
+	EventCommented       = "commented"
+	EventTagsChanged     = "tags_changed"
+	EventTitleChanged    = "title_changed"
+	EventDeleted         = "deleted"
+)
+
+// Ticket is the current state of a ticket.
+type Ticket struct {
+	ID             uuid.UUID  `json:"id"`
+	Number         int64      `json:"number"`
+	Title          string     `json:"title"`
+	Body           string     `json:"body"`
+	Status         string     `json:"status"`
+	Priority       string     `json:"priority"`
+	AssigneeID     *uuid.UUID `json:"assignee_id"`
+	RequesterEmail *string    `json:"requester_email"`
+	Tags           []string   `json:"tags"`
+	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+	Version        int        `json:"version"`
+
+	ClosedAt  *time.Time `json:"-"`
+	DeletedAt *time.Time `json:"-"`
+}
+
+// clone returns a deep copy, so a change can compare before and after.
+func (t Ticket) clone() Ticket {
+	t.Tags = slices.Clone(t.Tags)
+	return t
+}
+
+// Comment is a public reply or an internal note.
+type Comment struct {
+	ID        uuid.UUID `json:"id"`
+	Body      string    `json:"body"`
+	Internal  bool      `json:"internal"`
+	AuthorID  uuid.UUID `json:"author_id"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Event is one timeline entry.
+type Event struct {
+	ID        int64          `json:"id"`
+	Type      string         `json:"type"`
+	ActorID   *uuid.UUID     `json:"actor_id"`
+	Data      map[string]any `json:"data"`
+	CreatedAt time.Time      `json:"created_at"`
+}
+
+// optionalID is a JSON field that distinguishes absent from null.
+type optionalID struct {
+	Set bool
+	ID  *uuid.UUID
+}
+
+func (o *optionalID) UnmarshalJSON(b []byte) error {
+	o.Set = true
+	return json.Unmarshal(b, &o.ID)
+}

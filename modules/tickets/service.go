@@ -1,0 +1,550 @@
+package tickets
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"net/mail"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/patchdesk/patchdesk/modules/authz"
+	"github.com/patchdesk/patchdesk/modules/respond"
+	"github.com/patchdesk/patchdesk/tenancy"
+)
+
+// Limits on ticket content.
+const (
+	MaxTitle   = 200
+	MaxBody    = 64 << 10
+	MaxTags    = 20
+	MaxTagLen  = 40
+	maxRequest = 512 << 10 // a 64 KiB body may grow when JSON-escaped
+)
+
+// Config configures the tickets service.
+type Config struct {
+	// ReopenWindow is how long after closing a customer reply reopens a ticket (default 14 days).
+	ReopenWindow time.Duration
+}
+
+// Directory answers questions about members; members.Service implements it.
+type Directory interface {
+	ActiveRole(ctx context.Context, tx tenancy.Tx, id uuid.UUID) (string, error)
+}
+
+// Service implements tickets, comments and the timeline.
+type Service struct {
+	cfg     Config
+	db      tenancy.TxRunner
+	authz   *authz.Authorizer
+	dir     Directory
+	metrics *metrics
+	// fault, when set by tests, runs between the steps of a write and may fail it.
+	fault func(stage string) error
+}
+
+// NewService builds the tickets service and registers its metrics.
+func NewService(cfg Config, db tenancy.TxRunner, az *authz.Authorizer, dir Directory, reg prometheus.Registerer) (*Service, error) {
+	cfg.ReopenWindow = cmp.Or(cfg.ReopenWindow, 14*24*time.Hour)
+	if db == nil || az == nil || dir == nil || reg == nil {
+		return nil, errors.New("tickets: database, authorizer, directory and metrics registry are required")
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, db: db, authz: az, dir: dir, metrics: m}, nil
+}
+
+func (s *Service) step(stage string) error {
+	if s.fault == nil {
+		return nil
+	}
+	return s.fault(stage)
+}
+
+// owns reports whether the subject requested the ticket (customers' scope).
+func owns(sub authz.Subject, t *Ticket) bool {
+	return t.RequesterEmail != nil && strings.EqualFold(*t.RequesterEmail, sub.Email)
+}
+
+func (s *Service) can(ctx context.Context, sub authz.Subject, action string, t *Ticket) bool {
+	own := t != nil && owns(sub, t)
+	return s.authz.Allowed(ctx, sub.Role, authz.Request{Action: action, Resource: authz.ResourceTickets, Own: own})
+}
+
+func (s *Service) check(ctx context.Context, sub authz.Subject, action string, t *Ticket) error {
+	if !s.can(ctx, sub, action, t) {
+		return respond.Errorf(respond.ErrForbidden, "role %s may not %s", sub.Role, action)
+	}
+	return nil
+}
+
+// load fetches a ticket the subject may read; one they may not read is 404,
+// so its existence is not revealed.
+func (s *Service) load(ctx context.Context, tx tenancy.Tx, sub authz.Subject, number int64, forUpdate bool) (*Ticket, error) {
+	t, err := getTicket(ctx, tx, number, forUpdate)
+	if err != nil {
+		return nil, err
+	}
+	if !s.can(ctx, sub, authz.TicketsRead, t) {
+		return nil, errTicketNotFound
+	}
+	return t, nil
+}
+
+func validateTitle(title string) error {
+	if n := utf8.RuneCountInString(strings.TrimSpace(title)); n < 1 || n > MaxTitle {
+		return respond.Errorf(respond.ErrInvalid, "title must be 1-%d characters", MaxTitle)
+	}
+	return nil
+}
+
+func validateBody(body string, required bool) error {
+	if len(body) > MaxBody {
+		return respond.Errorf(respond.ErrInvalid, "body must be at most %d bytes", MaxBody)
+	}
+	if required && strings.TrimSpace(body) == "" {
+		return respond.Errorf(respond.ErrInvalid, "body must not be empty")
+	}
+	return nil
+}
+
+func validatePriority(p string) error {
+	if !slices.Contains(Priorities, p) {
+		return respond.Errorf(respond.ErrInvalid, "priority must be one of %s", strings.Join(Priorities, ", "))
+	}
+	return nil
+}
+
+// normalizeTags trims, de-duplicates (keeping order) and validates tags.
+func normalizeTags(tags []string) ([]string, error) {
+	out := make([]string, 0, len(tags))
+	for _, tag := range tags {
+		tag = strings.TrimSpace(tag)
+		if n := utf8.RuneCountInString(tag); n < 1 || n > MaxTagLen {
+			return nil, respond.Errorf(respond.ErrInvalid, "tags must be 1-%d characters", MaxTagLen)
+		}
+		if !slices.Contains(out, tag) {
+			out = append(out, tag)
+		}
+	}
+	if len(out) > MaxTags {
+		return nil, respond.Errorf(respond.ErrInvalid, "at most %d tags", MaxTags)
+	}
+	return out, nil
+}
+
+// checkAssignee verifies that id may hold tickets (an active agent, admin or owner).
+func (s *Service) checkAssignee(ctx context.Context, tx tenancy.Tx, id uuid.UUID) error {
+	role, err := s.dir.ActiveRole(ctx, tx, id)
+	if errors.Is(err, respond.ErrNotFound) {
+		return respond.Errorf(respond.ErrInvalid, "assignee %s is not an active member", id)
+	}
+	if err != nil {
+		return err
+	}
+	if !s.authz.Allowed(ctx, role, authz.Request{Action: authz.TicketsAssignable, Resource: authz.ResourceTickets}) {
+		return respond.Errorf(respond.ErrInvalid, "a %s cannot be assigned tickets", role)
+	}
+	return nil
+}
+
+// CreateParams is the body of POST /tickets.
+type CreateParams struct {
+	Title          string     `json:"title"`
+	Body           string     `json:"body"`
+	Priority       *string    `json:"priority"`
+	RequesterEmail *string    `json:"requester_email"`
+	AssigneeID     *uuid.UUID `json:"assignee_id"`
+	Tags           []string   `json:"tags"`
+}
+
+// Create opens a ticket with number = previous + 1, its created event and outbox event.
+func (s *Service) Create(ctx context.Context, sub authz.Subject, tn *tenancy.Tenant, p CreateParams) (*Ticket, error) {
+	if err := s.check(ctx, sub, authz.TicketsCreate, nil); err != nil {
+		return nil, err
+	}
+	t := &Ticket{Title: strings.TrimSpace(p.Title), Body: p.Body, Status: StatusOpen, Priority: cmp.Or(deref(p.Priority), "normal"),
+		AssigneeID: p.AssigneeID, RequesterEmail: p.RequesterEmail}
+	tags, err := normalizeTags(p.Tags)
+	if err != nil {
+		return nil, err
+	}
+	t.Tags = tags
+	if err := errors.Join(validateTitle(p.Title), validateBody(p.Body, false), validatePriority(t.Priority)); err != nil {
+		return nil, firstError(err)
+	}
+	if err := s.resolveRequester(ctx, sub, t); err != nil {
+		return nil, err
+	}
+	if t.AssigneeID != nil {
+		if err := s.check(ctx, sub, authz.TicketsAssign, nil); err != nil {
+			return nil, err
+		}
+	}
+	var created *Ticket
+	err = s.db.Tx(ctx, tn, func(ctx context.Context, tx tenancy.Tx) error {
+		if t.AssigneeID != nil {
+			if err := s.checkAssignee(ctx, tx, *t.AssigneeID); err != nil {
+				return err
+			}
+		}
+		var err error
+		if t.Number, err = nextNumber(ctx, tx); err != nil {
+			return err
+		}
+		if created, err = insertTicket(ctx, tx, t, sub.MemberID); err != nil {
+			return err
+		}
+		if err := s.step("after-insert"); err != nil {
+			return err
+		}
+		return s.record(ctx, tx, created, sub.MemberID, []pendingEvent{{Type: EventCreated, Data: map[string]any{
+			"title": created.Title, "status": created.Status, "priority": created.Priority,
+			"assignee_id": created.AssigneeID, "requester_email": created.RequesterEmail, "tags": created.Tags,
+		}}}, nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.metrics.created.WithLabelValues(tn.Tier).Inc()
+	return created, nil
+}
+
+// resolveRequester sets and checks the requester: customers always request
+// for themselves; staff default to themselves.
+func (s *Service) resolveRequester(ctx context.Context, sub authz.Subject, t *Ticket) error {
+	if t.RequesterEmail == nil || *t.RequesterEmail == "" {
+		t.RequesterEmail = &sub.Email
+		return nil
+	}
+	a, err := mail.ParseAddress(*t.RequesterEmail)
+	if err != nil || a.Address != *t.RequesterEmail {
+		return respond.Errorf(respond.ErrInvalid, "requester_email is not a valid address")
+	}
+	// A requester other than oneself is a staff-only power: customers cannot
+	// open tickets in someone else's name.
+	if !strings.EqualFold(*t.RequesterEmail, sub.Email) && !s.can(ctx, sub, authz.TicketsUpdate, nil) {
+		return respond.Errorf(respond.ErrForbidden, "customers open tickets for themselves only")
+	}
+	return nil
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+func firstError(err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if e != nil {
+				return e
+			}
+		}
+	}
+	return err
+}
+
+// Get returns a ticket the subject may read.
+func (s *Service) Get(ctx context.Context, sub authz.Subject, tn *tenancy.Tenant, number int64) (*Ticket, error) {
+	var t *Ticket
+	err := s.db.Tx(ctx, tn, func(ctx context.Context, tx tenancy.Tx) error {
+		var err error
+		t, err = s.load(ctx, tx, sub, number, false)
+		return err
+	})
+	return t, err
+}
+
+// ListParams are the filters and page of GET /tickets.
+type ListParams struct {
+	Status, Priority, Tag string
+	AssigneeID            uuid.UUID
+	Cursor                string
+	Limit                 int
+}
+
+// List pages tickets newest-updated first; customers see only their own.
+func (s *Service) List(ctx context.Context, sub authz.Subject, tn *tenancy.Tenant, p ListParams) (*respond.Page[*Ticket], error) {
+	f := listFilter{Status: p.Status, Priority: p.Priority, Tag: p.Tag, Assignee: p.AssigneeID, Limit: p.Limit + 1}
+	switch {
+	case s.can(ctx, sub, authz.TicketsRead, nil):
+	case s.authz.Allowed(ctx, sub.Role, authz.Request{Action: authz.TicketsRead, Resource: authz.ResourceTickets, Own: true}):
+		f.Requester = sub.Email
+	default:
+		return nil, respond.Errorf(respond.ErrForbidden, "role %s may not read tickets", sub.Role)
+	}
+	if p.Status != "" && !slices.Contains(Statuses, p.Status) {
+		return nil, respond.Errorf(respond.ErrInvalidInput, "status filter must be one of %s", strings.Join(Statuses, ", "))
+	}
+	if p.Priority != "" && !slices.Contains(Priorities, p.Priority) {
+		return nil, respond.Errorf(respond.ErrInvalidInput, "priority filter must be one of %s", strings.Join(Priorities, ", "))
+	}
+	if p.Cursor != "" {
+		f.After = &ticketCursor{}
+		if err := respond.DecodeCursor(p.Cursor, f.After); err != nil {
+			return nil, err
+		}
+	}
+	var items []*Ticket
+	err := s.db.Tx(ctx, tn, func(ctx context.Context, tx tenancy.Tx) error {
+		var err error
+		items, err = listTickets(ctx, tx, f)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	page := &respond.Page[*Ticket]{Items: items}
+	if len(items) > p.Limit {
+		page.Items = items[:p.Limit]
+		last := page.Items[p.Limit-1]
+		next := respond.EncodeCursor(ticketCursor{UpdatedAt: last.UpdatedAt, ID: last.ID})
+		page.NextCursor = &next
+	}
+	return page, nil
+}
+
+// UpdateParams is the body of PATCH /tickets/{number}.
+type UpdateParams struct {
+	Title    *string `json:"title"`
+	Status   *string `json:"status"`
+	Priority *string `json:"priority"`
+	// AssigneeID distinguishes "absent" from null (unassign).
+	AssigneeID optionalID `json:"assignee_id"`
+	Tags       *[]string  `json:"tags"`
+	IfMatch    *int       `json:"-"`
+}
+
+// Update applies a partial change, checking every field's permission and the
+// state machine before writing anything.
+func (s *Service) Update(ctx context.Context, sub authz.Subject, tn *tenancy.Tenant, number int64, p UpdateParams) (*Ticket, error) {
+	var out *Ticket
+	err := s.db.Tx(ctx, tn, func(ctx context.Context, tx tenancy.Tx) error {
+		t, err := s.load(ctx, tx, sub, number, true)
+		if err != nil {
+			return err
+		}
+		if p.IfMatch != nil && *p.IfMatch != t.Version {
+			return respond.Errorf(respond.ErrConflict, "ticket %d is at version %d, not %d", t.Number, t.Version, *p.IfMatch)
+		}
+		ch := newChange(t, sub.MemberID)
+		if err := s.applyUpdate(ctx, tx, sub, ch, p); err != nil {
+			return err
+		}
+		if out, err = s.commit(ctx, tx, ch); err != nil {
+			return err
+		}
+		return s.step("after-commit-writes")
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.metrics.updated.WithLabelValues(tn.Tier).Inc()
+	return out, nil
+}
+
+func (s *Service) applyUpdate(ctx context.Context, tx tenancy.Tx, sub authz.Subject, ch *change, p UpdateParams) error {
+	a := &ch.After
+	if p.Title != nil || p.Status != nil || p.Priority != nil || p.Tags != nil {
+		if err := s.check(ctx, sub, authz.TicketsUpdate, a); err != nil {
+			return err
+		}
+	}
+	if p.Title != nil {
+		if err := validateTitle(*p.Title); err != nil {
+			return err
+		}
+		a.Title = strings.TrimSpace(*p.Title)
+	}
+	if p.Priority != nil {
+		if err := validatePriority(*p.Priority); err != nil {
+			return err
+		}
+		a.Priority = *p.Priority
+	}
+	if p.Tags != nil {
+		tags, err := normalizeTags(*p.Tags)
+		if err != nil {
+			return err
+		}
+		a.Tags = tags
+	}
+	if p.Status != nil {
+		if err := checkTransition(a.Status, *p.Status); err != nil {
+			return err
+		}
+		if isReopen(a.Status, *p.Status) {
+			if err := s.check(ctx, sub, authz.TicketsReopen, a); err != nil {
+				return err
+			}
+			ch.Audit = append(ch.Audit, auditEntry{Action: "ticket.reopened", Data: map[string]any{"from": a.Status}})
+		}
+		a.Status = *p.Status
+	}
+	if p.AssigneeID.Set {
+		if err := s.check(ctx, sub, authz.TicketsAssign, a); err != nil {
+			return err
+		}
+		if p.AssigneeID.ID != nil {
+			if err := s.checkAssignee(ctx, tx, *p.AssigneeID.ID); err != nil {
+				return err
+			}
+		}
+		a.AssigneeID = p.AssigneeID.ID
+	}
+	return nil
+}
+
+// Delete soft-deletes a ticket (owner/admin), with an audit record.
+func (s *Service) Delete(ctx context.Context, sub authz.Subject, tn *tenancy.Tenant, number int64) error {
+	return s.db.Tx(ctx, tn, func(ctx context.Context, tx tenancy.Tx) error {
+		t, err := s.load(ctx, tx, sub, number, true)
+		if err != nil {
+			return err
+		}
+		if err := s.check(ctx, sub, authz.TicketsDelete, t); err != nil {
+			return err
+		}
+		ch := newChange(t, sub.MemberID)
+		now := time.Now()
+		ch.After.DeletedAt = &now
+		ch.Audit = append(ch.Audit, auditEntry{Action: "ticket.deleted", Data: map[string]any{"title": t.Title}})
+		_, err = s.commit(ctx, tx, ch)
+		return err
+	})
+}
+
+// CommentParams is the body of POST /tickets/{number}/comments.
+type CommentParams struct {
+	Body     string `json:"body"`
+	Internal bool   `json:"internal"`
+}
+
+// AddComment adds a reply or internal note. A requester's reply reopens a
+// resolved ticket, and a closed one within the reopen window.
+func (s *Service) AddComment(ctx context.Context, sub authz.Subject, tn *tenancy.Tenant, number int64, p CommentParams) (*Comment, error) {
+	if err := validateBody(p.Body, true); err != nil {
+		return nil, err
+	}
+	var c *Comment
+	err := s.db.Tx(ctx, tn, func(ctx context.Context, tx tenancy.Tx) error {
+		t, err := s.load(ctx, tx, sub, number, true)
+		if err != nil {
+			return err
+		}
+		action := authz.CommentsPublic
+		if p.Internal {
+			action = authz.CommentsInternal
+		}
+		if err := s.check(ctx, sub, action, t); err != nil {
+			return err
+		}
+		ch := newChange(t, sub.MemberID)
+		if err := s.requesterReopens(ctx, sub, ch, p.Internal); err != nil {
+			return err
+		}
+		if c, err = insertComment(ctx, tx, t.ID, sub.MemberID, p.Body, p.Internal); err != nil {
+			return err
+		}
+		ch.Comment = c
+		ch.Extra = append(ch.Extra, pendingEvent{Type: EventCommented, Data: map[string]any{"comment_id": c.ID, "internal": c.Internal}})
+		_, err = s.commit(ctx, tx, ch)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.metrics.updated.WithLabelValues(tn.Tier).Inc()
+	return c, nil
+}
+
+// requesterReopens moves a resolved or recently closed ticket back to open
+// when its requester (a customer) replies; a reply to a ticket closed longer
+// than the window is refused, since it belongs in a new ticket.
+func (s *Service) requesterReopens(ctx context.Context, sub authz.Subject, ch *change, internal bool) error {
+	a := &ch.After
+	if internal || !owns(sub, a) || s.can(ctx, sub, authz.TicketsUpdate, a) {
+		return nil
+	}
+	switch a.Status {
+	case StatusResolved:
+		a.Status = StatusOpen
+	case StatusClosed:
+		if a.ClosedAt != nil && time.Since(*a.ClosedAt) > s.cfg.ReopenWindow {
+			return respond.Errorf(respond.ErrInvalid, "ticket %d was closed more than %s ago; open a new ticket", a.Number, s.cfg.ReopenWindow)
+		}
+		a.Status = StatusOpen
+		ch.Audit = append(ch.Audit, auditEntry{Action: "ticket.reopened", Data: map[string]any{"from": StatusClosed, "by": "requester reply"}})
+	}
+	return nil
+}
+
+// ListComments pages a ticket's comments oldest first; internal notes only for staff.
+func (s *Service) ListComments(ctx context.Context, sub authz.Subject, tn *tenancy.Tenant, number int64, cursor string, limit int) (*respond.Page[Comment], error) {
+	var after struct {
+		At time.Time `json:"a"`
+		ID uuid.UUID `json:"i"`
+	}
+	if err := respond.DecodeCursor(cursor, &after); err != nil {
+		return nil, err
+	}
+	page := &respond.Page[Comment]{}
+	err := s.db.Tx(ctx, tn, func(ctx context.Context, tx tenancy.Tx) error {
+		t, err := s.load(ctx, tx, sub, number, false)
+		if err != nil {
+			return err
+		}
+		page.Items, err = listComments(ctx, tx, t.ID, s.can(ctx, sub, authz.CommentsReadInternal, t), after.ID, after.At, limit+1)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(page.Items) > limit {
+		page.Items = page.Items[:limit]
+		last := page.Items[limit-1]
+		next := respond.EncodeCursor(map[string]any{"a": last.CreatedAt, "i": last.ID})
+		page.NextCursor = &next
+	}
+	return page, nil
+}
+
+// ListEvents pages a ticket's timeline oldest first.
+func (s *Service) ListEvents(ctx context.Context, sub authz.Subject, tn *tenancy.Tenant, number int64, cursor string, limit int) (*respond.Page[Event], error) {
+	var after struct {
+		ID int64 `json:"i"`
+	}
+	if err := respond.DecodeCursor(cursor, &after); err != nil {
+		return nil, err
+	}
+	page := &respond.Page[Event]{}
+	err := s.db.Tx(ctx, tn, func(ctx context.Context, tx tenancy.Tx) error {
+		t, err := s.load(ctx, tx, sub, number, false)
+		if err != nil {
+			return err
+		}
+		page.Items, err = listEvents(ctx, tx, t.ID, s.can(ctx, sub, authz.CommentsReadInternal, t), after.ID, limit+1)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(page.Items) > limit {
+		page.Items = page.Items[:limit]
+		next := respond.EncodeCursor(map[string]int64{"i": page.Items[limit-1].ID})
+		page.NextCursor = &next
+	}
+	return page, nil
+}
