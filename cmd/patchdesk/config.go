@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"runtime/debug"
+	"strconv"
 
 	"github.com/patchdesk/patchdesk/tenancy"
 )
@@ -22,6 +23,11 @@ type config struct {
 	DataDir     string
 	BaseDomain  string
 	LogFormat   string
+	// Rate limits (requests per minute): signups per client IP, and
+	// authenticated requests per token and per tenant.
+	SignupsPerMinute float64
+	TokenPerMinute   float64
+	TenantPerMinute  float64
 }
 
 func (c config) Validate() error {
@@ -31,6 +37,9 @@ func (c config) Validate() error {
 	}
 	if c.HTTPAddr == "" {
 		return errors.New("PATCHDESK_HTTP_ADDR must not be empty")
+	}
+	if c.SignupsPerMinute <= 0 || c.TokenPerMinute <= 0 || c.TenantPerMinute <= 0 {
+		return errors.New("rate limits must be positive")
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return errors.New("PATCHDESK_LOG_FORMAT must be text or json")
@@ -55,7 +64,18 @@ func bindConfig(fs *flag.FlagSet) *config {
 	fs.StringVar(&c.DataDir, "data-dir", cmp.Or(os.Getenv("PATCHDESK_DATA_DIR"), "./data"), "data directory (PATCHDESK_DATA_DIR)")
 	fs.StringVar(&c.BaseDomain, "base-domain", os.Getenv("PATCHDESK_BASE_DOMAIN"), "serve tenants on {slug}.DOMAIN too (PATCHDESK_BASE_DOMAIN)")
 	fs.StringVar(&c.LogFormat, "log-format", cmp.Or(os.Getenv("PATCHDESK_LOG_FORMAT"), "text"), "text or json (PATCHDESK_LOG_FORMAT)")
+	fs.Float64Var(&c.SignupsPerMinute, "signups-per-minute", envFloat("PATCHDESK_SIGNUP_PER_MINUTE", 10), "signups per client IP per minute")
+	fs.Float64Var(&c.TokenPerMinute, "token-per-minute", envFloat("PATCHDESK_TOKEN_PER_MINUTE", 1200), "requests per API/session token per minute")
+	fs.Float64Var(&c.TenantPerMinute, "tenant-per-minute", envFloat("PATCHDESK_TENANT_PER_MINUTE", 30000), "requests per tenant per minute")
 	return c
+}
+
+// envFloat reads a numeric environment variable, or def when unset or not a number.
+func envFloat(name string, def float64) float64 {
+	if v, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil {
+		return v
+	}
+	return def
 }
 
 func parse(fs *flag.FlagSet, args []string, c *config) error {

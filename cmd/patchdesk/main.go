@@ -16,10 +16,13 @@ commands:
   serve      run the HTTP API (applies pending migrations first)
   migrate    bring the control schema and every tenant schema up to date
   tenants    list | create | suspend | resume tenants
+  bench      drive the HTTP API with concurrent clients and report latency
   version    print the version
 
 Configuration comes from the environment (DATABASE_URL, PATCHDESK_HTTP_ADDR,
-PATCHDESK_DATA_DIR, PATCHDESK_BASE_DOMAIN, PATCHDESK_LOG_FORMAT); flags override it.
+PATCHDESK_DATA_DIR, PATCHDESK_BASE_DOMAIN, PATCHDESK_LOG_FORMAT, rate limits
+PATCHDESK_SIGNUP_PER_MINUTE, PATCHDESK_TOKEN_PER_MINUTE, PATCHDESK_TENANT_PER_MINUTE);
+flags override it.
 `
 
 func main() {
@@ -44,6 +47,8 @@ func run(ctx context.Context, args []string) error {
 		return migrate(ctx, rest)
 	case "tenants":
 		return tenants(ctx, rest)
+	case "bench":
+		return bench(ctx, rest)
 	case "version":
 		fmt.Println(version())
 		return nil

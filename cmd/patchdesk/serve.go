@@ -53,7 +53,12 @@ func serve(ctx context.Context, args []string) error {
 	}
 	metrics := obs.NewMetrics()
 	metrics.Registry.MustRegister(reg.Collector())
-	app, err := api.New(reg, log, metrics, api.Config{BaseDomain: c.BaseDomain})
+	app, err := api.New(reg, log, metrics, api.Config{
+		BaseDomain:      c.BaseDomain,
+		MembersHTTP:     members.HandlerConfig{SignupsPerMinute: c.SignupsPerMinute},
+		TokenPerMinute:  c.TokenPerMinute,
+		TenantPerMinute: c.TenantPerMinute,
+	})
 	if err != nil {
 		return err
 	}
