@@ -78,11 +78,22 @@ func envFloat(name string, def float64) float64 {
 	return def
 }
 
-func parse(fs *flag.FlagSet, args []string, c *config) error {
-	if err := fs.Parse(args); err != nil {
-		return err
+// parse parses flags that may appear before and after positional arguments
+// (`tenants create SLUG --owner-email …`) and validates the configuration.
+// It returns the positional arguments.
+func parse(fs *flag.FlagSet, args []string, c *config) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
-	return c.Validate()
+	return positional, c.Validate()
 }
 
 func newLogger(c *config) *slog.Logger {

@@ -18,7 +18,7 @@ func migrate(ctx context.Context, args []string) error {
 	parallel := fs.Int("parallel", 4, "tenant schemas migrated at once")
 	asJSON := fs.Bool("json", false, "print one JSON object per tenant")
 	only := fs.String("tenants", "", "comma-separated slugs to migrate (default: all)")
-	if err := parse(fs, args, c); err != nil {
+	if _, err := parse(fs, args, c); err != nil {
 		return err
 	}
 	if *parallel < 1 {

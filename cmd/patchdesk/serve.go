@@ -29,7 +29,7 @@ func serve(ctx context.Context, args []string) error {
 	c := bindConfig(fs)
 	demo := fs.Bool("demo", false, "create a demo tenant with a known login and print it")
 	runMigrations := fs.Bool("migrate", true, "apply pending tenant migrations at start")
-	if err := parse(fs, args, c); err != nil {
+	if _, err := parse(fs, args, c); err != nil {
 		return err
 	}
 	log := newLogger(c)

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"text/tabwriter"
 
-	"github.com/patchdesk/patchdesk/modules/authz"
+	"github.com/patchdesk/patchdesk/modules/api"
 	"github.com/patchdesk/patchdesk/modules/members"
+	"github.com/patchdesk/patchdesk/modules/obs"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
 
@@ -29,10 +31,14 @@ func tenants(ctx context.Context, args []string) error {
 	ownerEmail := fs.String("owner-email", "", "first owner's email (create)")
 	ownerPassword := fs.String("owner-password", "", "first owner's password (create)")
 	sub := args[0]
-	if err := parse(fs, args[1:], c); err != nil {
+	positional, err := parse(fs, args[1:], c)
+	if err != nil {
 		return err
 	}
-	slug := fs.Arg(0)
+	slug := ""
+	if len(positional) > 0 {
+		slug = positional[0]
+	}
 	if sub != "list" && slug == "" {
 		return fmt.Errorf("missing SLUG\n%s", tenantsUsage)
 	}
@@ -80,18 +86,14 @@ func createTenant(ctx context.Context, reg *tenancy.Registry, slug, name, email,
 	if email == "" || password == "" {
 		return fmt.Errorf("--owner-email and --owner-password are required\n%s", tenantsUsage)
 	}
-	az, err := authz.New()
-	if err != nil {
-		return err
-	}
-	svc, err := members.NewService(members.Config{}, reg, reg, az)
+	app, err := api.New(reg, slog.Default(), obs.NewMetrics(), api.Config{})
 	if err != nil {
 		return err
 	}
 	if name == "" {
 		name = slug
 	}
-	res, err := svc.Signup(ctx, members.SignupParams{Slug: slug, Name: name, AdminEmail: email, AdminName: "Owner", Password: password})
+	res, err := app.Members.Signup(ctx, members.SignupParams{Slug: slug, Name: name, AdminEmail: email, AdminName: "Owner", Password: password})
 	if err != nil {
 		return err
 	}

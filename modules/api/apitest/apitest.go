@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -29,7 +30,28 @@ type Server struct {
 	*httptest.Server
 	Reg *tenancy.Registry
 	App *api.App
-	seq atomic.Int64
+	// Logs holds every log line the server wrote.
+	Logs *SyncBuffer
+	seq  atomic.Int64
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writers and readers.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // New starts the API; cfg may adjust the configuration (nil for defaults).
@@ -44,14 +66,17 @@ func New(t testing.TB, cfg func(*api.Config)) *Server {
 	if cfg != nil {
 		cfg(&c)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	app, err := api.New(reg, log, obs.NewMetrics(), c)
+	logs := &SyncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	metrics := obs.NewMetrics()
+	metrics.Registry.MustRegister(reg.Collector())
+	app, err := api.New(reg, log, metrics, c)
 	if err != nil {
 		t.Fatalf("build api: %v", err)
 	}
 	srv := httptest.NewServer(app.Handler)
 	t.Cleanup(srv.Close)
-	return &Server{Server: srv, Reg: reg, App: app}
+	return &Server{Server: srv, Reg: reg, App: app, Logs: logs}
 }
 
 // Resp is a decoded response.
