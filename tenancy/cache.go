@@ -3,6 +3,7 @@ package tenancy
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -64,6 +65,8 @@ func (c *placementCache) evictLocked() {
 	}
 }
 
+// forget drops a slug and, since the change may concern any of them, every
+// entry cached by tenant id ("" drops everything).
 func (c *placementCache) forget(slug string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -72,6 +75,11 @@ func (c *placementCache) forget(slug string) {
 		return
 	}
 	delete(c.entries, slug)
+	for k := range c.entries {
+		if strings.HasPrefix(k, "id:") {
+			delete(c.entries, k)
+		}
+	}
 }
 
 func (c *placementCache) len() int {

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	sharedmigrations "github.com/patchdesk/patchdesk/migrations/shared"
 )
@@ -81,7 +82,7 @@ func migrateInfra(ctx context.Context, pool *pgxpool.Pool) error {
 	if _, err := runGoose(ctx, poolDSN(pool), "infra", fsys, infraLockID); err != nil {
 		return fmt.Errorf("migrate infra schema: %w", err)
 	}
-	return nil
+	return migrateJobs(ctx, riverpgxv5.New(pool))
 }
 
 // runGoose applies pending migrations of fsys to one schema, holding the

@@ -28,6 +28,13 @@ type config struct {
 	SignupsPerMinute float64
 	TokenPerMinute   float64
 	TenantPerMinute  float64
+	// KafkaBrokers is the cluster (comma-separated); empty starts the embedded broker on KafkaAddr.
+	KafkaBrokers string
+	KafkaAddr    string
+	// SMTPURL sends mail over SMTP; empty writes .eml files under DataDir/mail.
+	SMTPURL             string
+	MailFrom            string
+	WebhookAllowPrivate bool
 }
 
 func (c config) Validate() error {
@@ -67,6 +74,11 @@ func bindConfig(fs *flag.FlagSet) *config {
 	fs.Float64Var(&c.SignupsPerMinute, "signups-per-minute", envFloat("PATCHDESK_SIGNUP_PER_MINUTE", 10), "signups per client IP per minute")
 	fs.Float64Var(&c.TokenPerMinute, "token-per-minute", envFloat("PATCHDESK_TOKEN_PER_MINUTE", 1200), "requests per API/session token per minute")
 	fs.Float64Var(&c.TenantPerMinute, "tenant-per-minute", envFloat("PATCHDESK_TENANT_PER_MINUTE", 30000), "requests per tenant per minute")
+	fs.StringVar(&c.KafkaBrokers, "kafka-brokers", os.Getenv("KAFKA_BROKERS"), "Kafka brokers host:port,... (KAFKA_BROKERS); empty runs the embedded broker")
+	fs.StringVar(&c.KafkaAddr, "kafka-addr", cmp.Or(os.Getenv("PATCHDESK_KAFKA_ADDR"), "127.0.0.1:0"), "listen address of the embedded broker (PATCHDESK_KAFKA_ADDR)")
+	fs.StringVar(&c.SMTPURL, "smtp-url", os.Getenv("PATCHDESK_SMTP_URL"), "smtp://host:port for outgoing mail (PATCHDESK_SMTP_URL); empty writes .eml files")
+	fs.StringVar(&c.MailFrom, "mail-from", cmp.Or(os.Getenv("PATCHDESK_MAIL_FROM"), "PatchDesk <notifications@patchdesk.local>"), "From header of emails (PATCHDESK_MAIL_FROM)")
+	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", os.Getenv("PATCHDESK_WEBHOOK_ALLOW_PRIVATE") == "true", "allow webhook targets in private ranges (PATCHDESK_WEBHOOK_ALLOW_PRIVATE)")
 	return c
 }
 

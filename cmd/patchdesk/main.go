@@ -13,14 +13,19 @@ import (
 const usage = `usage: patchdesk <command> [flags]
 
 commands:
-  serve      run the HTTP API (applies pending migrations first)
+  serve      run everything: HTTP API, outbox relay, consumers, delivery jobs
+             (--role=api or --role=worker splits them; applies pending migrations first)
+  worker     run the relay, consumers and delivery jobs without the public API
+  kafka      run the embedded Kafka-protocol broker on its own
   migrate    bring the control schema and every tenant schema up to date
   tenants    list | create | suspend | resume tenants
   bench      drive the HTTP API with concurrent clients and report latency
   version    print the version
 
 Configuration comes from the environment (DATABASE_URL, PATCHDESK_HTTP_ADDR,
-PATCHDESK_DATA_DIR, PATCHDESK_BASE_DOMAIN, PATCHDESK_LOG_FORMAT, rate limits
+PATCHDESK_DATA_DIR, PATCHDESK_BASE_DOMAIN, PATCHDESK_LOG_FORMAT, KAFKA_BROKERS,
+PATCHDESK_KAFKA_ADDR, PATCHDESK_SMTP_URL, PATCHDESK_MAIL_FROM,
+PATCHDESK_WEBHOOK_ALLOW_PRIVATE, rate limits
 PATCHDESK_SIGNUP_PER_MINUTE, PATCHDESK_TOKEN_PER_MINUTE, PATCHDESK_TENANT_PER_MINUTE);
 flags override it.
 `
@@ -43,6 +48,10 @@ func run(ctx context.Context, args []string) error {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		return serve(ctx, rest)
+	case "worker":
+		return worker(ctx, rest)
+	case "kafka":
+		return kafka(ctx, rest)
 	case "migrate":
 		return migrate(ctx, rest)
 	case "tenants":

@@ -8,11 +8,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/patchdesk/patchdesk/modules/api"
+	"github.com/patchdesk/patchdesk/modules/bus"
 	"github.com/patchdesk/patchdesk/modules/members"
+	"github.com/patchdesk/patchdesk/modules/notify"
 	"github.com/patchdesk/patchdesk/modules/obs"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
@@ -24,17 +29,36 @@ const (
 	demoPassword = "demo-password-1"
 )
 
+// Process roles: the public API, the background workers, or both.
+const (
+	roleAll    = "all"
+	roleAPI    = "api"
+	roleWorker = "worker"
+)
+
 func serve(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	return runProcess(ctx, "serve", args, roleAll)
+}
+
+func worker(ctx context.Context, args []string) error {
+	return runProcess(ctx, "worker", args, roleWorker)
+}
+
+func runProcess(ctx context.Context, name string, args []string, defaultRole string) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	c := bindConfig(fs)
 	demo := fs.Bool("demo", false, "create a demo tenant with a known login and print it")
 	runMigrations := fs.Bool("migrate", true, "apply pending tenant migrations at start")
+	role := fs.String("role", defaultRole, "what this process runs: all, api (HTTP only) or worker (relay, consumers, deliveries)")
 	if _, err := parse(fs, args, c); err != nil {
 		return err
 	}
+	if !slices.Contains([]string{roleAll, roleAPI, roleWorker}, *role) {
+		return fmt.Errorf("--role must be all, api or worker")
+	}
 	log := newLogger(c)
 	slog.SetDefault(log)
-	log.InfoContext(ctx, "starting", "version", version(), "config", fmt.Sprintf("%+v", c.Redacted()))
+	log.InfoContext(ctx, "starting", "version", version(), "role", *role, "config", fmt.Sprintf("%+v", c.Redacted()))
 
 	// Start-up order; shutdown runs the deferred steps in reverse.
 	reg, err := openRegistry(ctx, c, log)
@@ -43,14 +67,14 @@ func serve(ctx context.Context, args []string) error {
 	}
 	defer reg.Close()
 	if *runMigrations {
-		if err := reg.MigrateTenants(ctx, tenancy.MigrateOptions{}, func(r tenancy.MigrateResult) {
-			if !r.OK() {
-				log.ErrorContext(ctx, "tenant migration failed", "tenant", r.Slug, "err", r.Err)
-			}
-		}); err != nil {
-			log.ErrorContext(ctx, "some tenants are not migrated and will answer 503", "err", err)
-		}
+		migrateAtStart(ctx, reg, log)
 	}
+	brokers, stopBroker, err := kafkaBrokers(ctx, c, log)
+	if err != nil {
+		return err
+	}
+	defer stopBroker()
+
 	metrics := obs.NewMetrics()
 	metrics.Registry.MustRegister(reg.Collector())
 	app, err := api.New(reg, log, metrics, api.Config{
@@ -58,6 +82,11 @@ func serve(ctx context.Context, args []string) error {
 		MembersHTTP:     members.HandlerConfig{SignupsPerMinute: c.SignupsPerMinute},
 		TokenPerMinute:  c.TokenPerMinute,
 		TenantPerMinute: c.TenantPerMinute,
+		Notify: notify.Config{
+			SMTPURL: c.SMTPURL, MailDir: filepath.Join(c.DataDir, "mail"), MailFrom: c.MailFrom,
+			AllowPrivateWebhooks: c.WebhookAllowPrivate,
+		},
+		ReadyChecks: []func(context.Context) error{func(ctx context.Context) error { return bus.Ping(ctx, brokers) }},
 	})
 	if err != nil {
 		return err
@@ -70,10 +99,56 @@ func serve(ctx context.Context, args []string) error {
 
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
+	defer func() { stopBG(); wg.Wait() }() // after HTTP drained: stop consumers, relay, jobs
 	wg.Go(func() { reg.Listen(bg) })
-	defer func() { stopBG(); wg.Wait() }()
-
+	if *role != roleAPI {
+		workers, err := api.Background(app, reg, metrics, log, api.BackgroundConfig{Brokers: brokers})
+		if err != nil {
+			return err
+		}
+		for _, run := range workers.All() {
+			wg.Go(func() {
+				if err := run(bg); err != nil {
+					log.Error("background worker stopped", "err", err)
+				}
+			})
+		}
+	}
 	return listenAndServe(ctx, log, c.HTTPAddr, app.Handler)
+}
+
+func migrateAtStart(ctx context.Context, reg *tenancy.Registry, log *slog.Logger) {
+	err := reg.MigrateTenants(ctx, tenancy.MigrateOptions{}, func(r tenancy.MigrateResult) {
+		if !r.OK() {
+			log.ErrorContext(ctx, "tenant migration failed", "tenant", r.Slug, "err", r.Err)
+		}
+	})
+	if err != nil {
+		log.ErrorContext(ctx, "some tenants are not migrated and will answer 503", "err", err)
+	}
+}
+
+// kafkaBrokers returns the configured cluster, or starts the embedded broker
+// (persisted under the data directory) and returns its address. Topics are
+// created when missing.
+func kafkaBrokers(ctx context.Context, c *config, log *slog.Logger) ([]string, func(), error) {
+	stop := func() {}
+	var brokers []string
+	if c.KafkaBrokers != "" {
+		brokers = strings.Split(c.KafkaBrokers, ",")
+	} else {
+		b, err := bus.StartBroker(c.KafkaAddr, filepath.Join(c.DataDir, "kafka"))
+		if err != nil {
+			return nil, nil, err
+		}
+		log.InfoContext(ctx, "embedded Kafka-protocol broker started", "addr", b.Addr())
+		brokers, stop = []string{b.Addr()}, b.Close
+	}
+	if err := bus.EnsureTopics(ctx, brokers); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return brokers, stop, nil
 }
 
 // listenAndServe serves until ctx ends, then drains in-flight requests.

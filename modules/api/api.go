@@ -16,6 +16,7 @@ import (
 	"github.com/patchdesk/patchdesk/modules/audit"
 	"github.com/patchdesk/patchdesk/modules/authz"
 	"github.com/patchdesk/patchdesk/modules/members"
+	"github.com/patchdesk/patchdesk/modules/notify"
 	"github.com/patchdesk/patchdesk/modules/obs"
 	"github.com/patchdesk/patchdesk/modules/respond"
 	"github.com/patchdesk/patchdesk/modules/tickets"
@@ -29,6 +30,7 @@ type Config struct {
 	Members     members.Config
 	MembersHTTP members.HandlerConfig
 	Tickets     tickets.Config
+	Notify      notify.Config
 	// TokenPerMinute and TenantPerMinute limit authenticated requests per
 	// token and per tenant (defaults 1,200 and 30,000).
 	TokenPerMinute  float64
@@ -43,6 +45,7 @@ type App struct {
 	Handler http.Handler
 	Members *members.Service
 	Tickets *tickets.Service
+	Notify  *notify.Service
 }
 
 // deps are what routes are mounted from.
@@ -70,13 +73,21 @@ func New(reg *tenancy.Registry, log *slog.Logger, metrics *obs.Metrics, cfg Conf
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Notify.Log == nil {
+		cfg.Notify.Log = log
+	}
+	nsvc, err := notify.NewService(cfg.Notify, reg, msvc, az, metrics.Registry)
+	if err != nil {
+		return nil, err
+	}
 	d := deps{cfg: cfg, log: log, metrics: metrics, reg: reg, members: members.NewHandler(msvc, cfg.MembersHTTP),
 		limits: newLimits(cfg.TokenPerMinute, cfg.TenantPerMinute),
 		modules: []interface{ Routes(*mux.Router) }{
 			tickets.NewHandler(tsvc),
 			audit.NewHandler(audit.NewService(reg, az)),
+			notify.NewHandler(nsvc),
 		}}
-	return &App{Handler: handler(d), Members: msvc, Tickets: tsvc}, nil
+	return &App{Handler: handler(d), Members: msvc, Tickets: tsvc, Notify: nsvc}, nil
 }
 
 func handler(d deps) http.Handler {

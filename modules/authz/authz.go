@@ -64,6 +64,13 @@ const (
 	AuditRead = "audit:read"
 	// TicketsAssignable marks a role that may be a ticket's assignee.
 	TicketsAssignable = "tickets:be-assigned"
+
+	// NotificationsRead reads and marks one's own in-app notifications.
+	NotificationsRead = "notifications:read"
+	// WebhooksManage registers, lists and removes webhooks.
+	WebhooksManage = "webhooks:manage"
+	// DeliveriesManage lists email and webhook deliveries and re-sends them.
+	DeliveriesManage = "deliveries:manage"
 )
 
 // Subject is the authenticated member behind a request.

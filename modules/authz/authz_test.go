@@ -42,6 +42,9 @@ func TestPermissionMatrix(t *testing.T) {
 		{authz.TicketsDelete, authz.ResourceTickets, admins, nil},
 		{authz.TicketsReopen, authz.ResourceTickets, admins, nil},
 		{authz.AuditRead, authz.ResourceAudit, admins, nil},
+		{authz.NotificationsRead, authz.ResourceTenant, append(slices.Clone(staff), "customer"), nil},
+		{authz.WebhooksManage, authz.ResourceNotify, admins, nil},
+		{authz.DeliveriesManage, authz.ResourceNotify, admins, nil},
 	}
 	var actions, resources []string
 	for _, g := range grants {
@@ -72,7 +75,7 @@ func TestPermissionMatrix(t *testing.T) {
 			}
 		}
 	}
-	if checked != 8*16*4*2 {
+	if checked != 8*19*5*2 {
 		t.Fatalf("checked %d combinations", checked)
 	}
 }

@@ -8,6 +8,7 @@ const (
 	ResourceMembers = "members"
 	ResourceTickets = "tickets"
 	ResourceAudit   = "audit"
+	ResourceNotify  = "notify"
 )
 
 func roles(rs ...string) []string {
@@ -29,8 +30,13 @@ var (
 func policies() []*ladon.DefaultPolicy {
 	return []*ladon.DefaultPolicy{
 		{
-			ID: "everyone-self", Description: "every member reads their own profile",
-			Subjects: allRoles, Resources: []string{ResourceTenant}, Actions: []string{MeRead},
+			ID: "everyone-self", Description: "every member reads their own profile and notifications",
+			Subjects: allRoles, Resources: []string{ResourceTenant}, Actions: []string{MeRead, NotificationsRead},
+			Effect: ladon.AllowAccess,
+		},
+		{
+			ID: "admins-integrations", Description: "owners and admins manage webhooks and deliveries",
+			Subjects: admins, Resources: []string{ResourceNotify}, Actions: []string{WebhooksManage, DeliveriesManage},
 			Effect: ladon.AllowAccess,
 		},
 		{

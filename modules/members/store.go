@@ -171,3 +171,32 @@ func (s *Service) ActiveRole(ctx context.Context, tx tenancy.Tx, id uuid.UUID) (
 	}
 	return role, nil
 }
+
+// MemberByEmail returns the id and role of the active member with email, if any.
+func (s *Service) MemberByEmail(ctx context.Context, tx tenancy.Tx, email string) (uuid.UUID, string, bool, error) {
+	var (
+		id   uuid.UUID
+		role string
+	)
+	err := tx.QueryRow(ctx, `SELECT id, role FROM members WHERE lower(email) = lower($1) AND active`, email).Scan(&id, &role)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return uuid.Nil, "", false, nil
+	}
+	if err != nil {
+		return uuid.Nil, "", false, fmt.Errorf("find member by email: %w", err)
+	}
+	return id, role, true, nil
+}
+
+// MemberContact returns the email and role of an active member.
+func (s *Service) MemberContact(ctx context.Context, tx tenancy.Tx, id uuid.UUID) (string, string, error) {
+	var email, role string
+	err := tx.QueryRow(ctx, `SELECT email, role FROM members WHERE id = $1 AND active`, id).Scan(&email, &role)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", "", respond.Errorf(respond.ErrNotFound, "member %s is not an active member", id)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("member contact: %w", err)
+	}
+	return email, role, nil
+}

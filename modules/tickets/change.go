@@ -115,6 +115,10 @@ func (s *Service) record(ctx context.Context, tx tenancy.Tx, t *Ticket, actor uu
 	if actor != uuid.Nil {
 		actorID = &actor
 	}
+	watchers, err := watchersOf(ctx, tx, t.ID)
+	if err != nil {
+		return err
+	}
 	out := make([]outbox.Event, 0, len(events))
 	for _, pe := range events {
 		id := uuid.New()
@@ -122,7 +126,7 @@ func (s *Service) record(ctx context.Context, tx tenancy.Tx, t *Ticket, actor uu
 		if err != nil {
 			return err
 		}
-		data, err := json.Marshal(eventPayload{Ticket: t, Event: e, Comment: comment})
+		data, err := json.Marshal(eventPayload{Ticket: t, Event: e, Comment: comment, Watchers: watchers})
 		if err != nil {
 			return fmt.Errorf("encode event payload: %w", err)
 		}
@@ -137,9 +141,12 @@ func (s *Service) record(ctx context.Context, tx tenancy.Tx, t *Ticket, actor uu
 	return nil
 }
 
-// eventPayload is what consumers receive: the event and the ticket after it.
+// eventPayload is what consumers receive: the event, the ticket after it,
+// the comment it added and the ticket's watchers (its creator and everyone
+// who commented), so consumers need not read the tickets module's tables.
 type eventPayload struct {
-	Ticket  *Ticket  `json:"ticket"`
-	Event   *Event   `json:"event"`
-	Comment *Comment `json:"comment,omitempty"`
+	Ticket   *Ticket     `json:"ticket"`
+	Event    *Event      `json:"event"`
+	Comment  *Comment    `json:"comment,omitempty"`
+	Watchers []uuid.UUID `json:"watchers"`
 }

@@ -190,3 +190,17 @@ func listEvents(ctx context.Context, tx tenancy.Tx, ticketID uuid.UUID, withInte
 		return e, json.Unmarshal(raw, &e.Data)
 	})
 }
+
+// watchersOf lists the members following a ticket: its creator and its commenters.
+func watchersOf(ctx context.Context, tx tenancy.Tx, ticketID uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := tx.Query(ctx, `SELECT created_by FROM tickets WHERE id = $1 AND created_by IS NOT NULL
+		UNION SELECT author_id FROM comments WHERE ticket_id = $1`, ticketID)
+	if err != nil {
+		return nil, fmt.Errorf("list watchers: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, fmt.Errorf("list watchers: %w", err)
+	}
+	return ids, nil
+}

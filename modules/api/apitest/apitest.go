@@ -13,10 +13,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"testing"
 
 	"github.com/patchdesk/patchdesk/modules/api"
 	"github.com/patchdesk/patchdesk/modules/members"
+	"github.com/patchdesk/patchdesk/modules/notify"
 	"github.com/patchdesk/patchdesk/modules/obs"
 	"github.com/patchdesk/patchdesk/tenancy"
 	"github.com/patchdesk/patchdesk/tenancy/tenancytest"
@@ -33,6 +35,7 @@ type Server struct {
 	// Logs holds every log line the server wrote.
 	Logs *SyncBuffer
 	seq  atomic.Int64
+	log  *slog.Logger
 }
 
 // SyncBuffer is a bytes.Buffer safe for concurrent writers and readers.
@@ -62,6 +65,12 @@ func New(t testing.TB, cfg func(*api.Config)) *Server {
 		// Real argon2id at a low cost so that suites stay fast.
 		Members:     members.Config{Argon: members.ArgonParams{MemoryKiB: 1024, Time: 1, Threads: 1}},
 		MembersHTTP: members.HandlerConfig{SignupsPerMinute: 100_000, LoginsPerMinute: 100_000},
+		// Loopback webhook receivers, .eml files in a temporary directory,
+		// and retries in milliseconds rather than minutes.
+		Notify: notify.Config{
+			MailDir: t.TempDir(), AllowPrivateWebhooks: true,
+			MaxAttempts: 3, RetryBase: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond, JobPoll: 50 * time.Millisecond,
+		},
 	}
 	if cfg != nil {
 		cfg(&c)
@@ -76,7 +85,7 @@ func New(t testing.TB, cfg func(*api.Config)) *Server {
 	}
 	srv := httptest.NewServer(app.Handler)
 	t.Cleanup(srv.Close)
-	return &Server{Server: srv, Reg: reg, App: app, Logs: logs}
+	return &Server{Server: srv, Reg: reg, App: app, Logs: logs, log: log}
 }
 
 // Resp is a decoded response.

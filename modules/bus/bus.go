@@ -1,0 +1,126 @@
+// Package bus is PatchDesk's Kafka plumbing: the embedded Kafka-protocol
+// broker used when no cluster is configured, topic creation, the producer
+// settings the outbox relay needs, and a small consumer framework.
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// Topics.
+const (
+	// TopicEvents carries outbox events, keyed tenant_id:ticket_id.
+	TopicEvents = "patchdesk.ticket-events"
+	// TopicDeadLetter receives events a consumer gave up on.
+	TopicDeadLetter = "patchdesk.dead-letter"
+	// eventPartitions spreads tenants over consumers while keeping each ticket ordered.
+	eventPartitions = 6
+)
+
+// Broker is an embedded Kafka-protocol broker (kfake), persisted to a
+// directory, reached over TCP like any cluster.
+type Broker struct {
+	cluster *kfake.Cluster
+	addr    string
+}
+
+// StartBroker starts the embedded broker on addr ("127.0.0.1:0" picks a
+// port) keeping its log in dataDir so it survives restarts.
+func StartBroker(addr, dataDir string) (*Broker, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("broker address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("broker port %q: %w", portStr, err)
+	}
+	opts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.Ports(port),
+		kfake.DataDir(dataDir),
+		kfake.SeedTopics(eventPartitions, TopicEvents),
+		kfake.SeedTopics(1, TopicDeadLetter),
+		kfake.ListenFn(func(network, address string) (net.Listener, error) {
+			_, p, _ := net.SplitHostPort(address)
+			return net.Listen(network, net.JoinHostPort(host, p))
+		}),
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded broker: %w", err)
+	}
+	return &Broker{cluster: c, addr: c.ListenAddrs()[0]}, nil
+}
+
+// Addr is the broker's host:port.
+func (b *Broker) Addr() string { return b.addr }
+
+// Close stops the broker, flushing its data directory.
+func (b *Broker) Close() { b.cluster.Close() }
+
+// EnsureTopics creates the events and dead-letter topics when missing.
+func EnsureTopics(ctx context.Context, brokers []string) error {
+	if len(brokers) == 0 {
+		return errors.New("ensure topics: no brokers")
+	}
+	d := &kafka.Dialer{Timeout: 5 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", brokers[0])
+	if err != nil {
+		return fmt.Errorf("ensure topics: %w", err)
+	}
+	defer conn.Close()
+	ctrl, err := conn.Controller()
+	if err != nil {
+		return fmt.Errorf("ensure topics: find controller: %w", err)
+	}
+	cc, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+	if err != nil {
+		return fmt.Errorf("ensure topics: dial controller: %w", err)
+	}
+	defer cc.Close()
+	err = cc.CreateTopics(
+		kafka.TopicConfig{Topic: TopicEvents, NumPartitions: eventPartitions, ReplicationFactor: -1},
+		kafka.TopicConfig{Topic: TopicDeadLetter, NumPartitions: 1, ReplicationFactor: -1},
+	)
+	if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+		return fmt.Errorf("ensure topics: %w", err)
+	}
+	return nil
+}
+
+// Ping checks that a broker answers.
+func Ping(ctx context.Context, brokers []string) error {
+	d := &kafka.Dialer{Timeout: 2 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", brokers[0])
+	if err != nil {
+		return fmt.Errorf("broker unreachable: %w", err)
+	}
+	return conn.Close()
+}
+
+// NewWriter returns the producer the outbox relay publishes with: acks from
+// all in-sync replicas, hash partitioning by key (one ticket stays ordered),
+// and a low batch timeout, since kafka-go's 1 s default adds a second to
+// every event.
+func NewWriter(brokers []string, topic string) *kafka.Writer {
+	return &kafka.Writer{
+		Addr:         kafka.TCP(brokers...),
+		Topic:        topic,
+		Balancer:     &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll,
+		BatchTimeout: 2 * time.Millisecond,
+		BatchSize:    1000,
+		MaxAttempts:  2,
+		WriteTimeout: 5 * time.Second,
+		ReadTimeout:  5 * time.Second,
+	}
+}

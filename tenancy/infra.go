@@ -1,0 +1,89 @@
+package tenancy
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
+)
+
+// InfraConn is a dedicated connection to one tenant database, for
+// infrastructure that works across the tenants of that database (the
+// outbox relay): it runs as the application role and must only touch schema
+// infra. It is closed, never returned to a pool, so session state such as
+// LISTEN or advisory locks cannot leak.
+type InfraConn interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	WaitForNotification(ctx context.Context) (*pgconn.Notification, error)
+}
+
+// Databases lists the ids of the databases that hold tenant schemas.
+func (r *Registry) Databases(ctx context.Context) ([]string, error) {
+	rows, err := r.control.Query(ctx, `SELECT id FROM control.databases ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list databases: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list databases: %w", err)
+	}
+	return ids, nil
+}
+
+// WithInfraConn runs fn on a connection of its own to the database; the
+// connection is closed afterwards, releasing any session locks.
+func (r *Registry) WithInfraConn(ctx context.Context, databaseID string, fn func(ctx context.Context, c InfraConn) error) error {
+	pool, err := r.pool(ctx, databaseID)
+	if err != nil {
+		return err
+	}
+	pc, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire infra connection: %w", err)
+	}
+	conn := pc.Hijack()
+	defer conn.Close(context.WithoutCancel(ctx))
+	return fn(ctx, conn)
+}
+
+// ByID returns a servable (active or suspended) tenant by id, from the cache when fresh.
+func (r *Registry) ByID(ctx context.Context, id uuid.UUID) (*Tenant, error) {
+	if t, ok := r.cache.get("id:" + id.String()); ok {
+		return t, nil
+	}
+	t, err := scanTenant(r.control.QueryRow(ctx,
+		`SELECT `+tenantColumns+` FROM control.tenants WHERE id = $1 AND status IN ('active', 'suspended')`, id))
+	if err != nil {
+		return nil, fmt.Errorf("tenant %s: %w", id, err)
+	}
+	r.cache.put("id:"+id.String(), t)
+	return t, nil
+}
+
+// JobDriver returns a River driver for the database's job tables (schema infra).
+func (r *Registry) JobDriver(ctx context.Context, databaseID string) (riverdriver.Driver[pgx.Tx], error) {
+	pool, err := r.pool(ctx, databaseID)
+	if err != nil {
+		return nil, err
+	}
+	return riverpgxv5.New(pool), nil
+}
+
+// migrateJobs brings River's tables in schema infra up to date.
+func migrateJobs(ctx context.Context, driver riverdriver.Driver[pgx.Tx]) error {
+	m, err := rivermigrate.New(driver, &rivermigrate.Config{Schema: "infra"})
+	if err != nil {
+		return fmt.Errorf("job migrations: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("job migrations: %w", err)
+	}
+	return nil
+}
