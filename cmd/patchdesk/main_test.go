@@ -55,7 +55,7 @@ func TestServeDemo(t *testing.T) {
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() {
-		errc <- run(ctx, []string{"serve", "--demo", "--database-url", dsn, "--addr", addr, "--log-format", "json"})
+		errc <- run(ctx, []string{"serve", "--demo", "--database-url", dsn, "--addr", addr, "--log-format", "json", "--data-dir", t.TempDir()})
 	}()
 
 	base := "http://" + addr

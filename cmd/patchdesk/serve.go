@@ -114,7 +114,11 @@ func runProcess(ctx context.Context, name string, args []string, defaultRole str
 			})
 		}
 	}
-	return listenAndServe(ctx, log, c.HTTPAddr, app.Handler)
+	h := app.Handler
+	if *role == roleWorker {
+		h = app.OpsHandler
+	}
+	return listenAndServe(ctx, log, c.HTTPAddr, h)
 }
 
 func migrateAtStart(ctx context.Context, reg *tenancy.Registry, log *slog.Logger) {

@@ -43,9 +43,11 @@ type Config struct {
 // commands (the demo tenant, the CLI) also use.
 type App struct {
 	Handler http.Handler
-	Members *members.Service
-	Tickets *tickets.Service
-	Notify  *notify.Service
+	// OpsHandler serves only /healthz, /readyz and /metrics (worker processes).
+	OpsHandler http.Handler
+	Members    *members.Service
+	Tickets    *tickets.Service
+	Notify     *notify.Service
 }
 
 // deps are what routes are mounted from.
@@ -87,10 +89,11 @@ func New(reg *tenancy.Registry, log *slog.Logger, metrics *obs.Metrics, cfg Conf
 			audit.NewHandler(audit.NewService(reg, az)),
 			notify.NewHandler(nsvc),
 		}}
-	return &App{Handler: handler(d), Members: msvc, Tickets: tsvc, Notify: nsvc}, nil
+	return &App{Handler: handler(d), OpsHandler: opsHandler(d), Members: msvc, Tickets: tsvc, Notify: nsvc}, nil
 }
 
-func handler(d deps) http.Handler {
+// opsRouter serves the operational endpoints every process has.
+func opsRouter(d deps) *mux.Router {
 	root := mux.NewRouter()
 	root.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		respond.Error(w, r, respond.Errorf(respond.ErrNotFound, "no such route"))
@@ -99,12 +102,18 @@ func handler(d deps) http.Handler {
 		respond.Error(w, r, respond.Errorf(respond.ErrMethod, "method %s not allowed here", r.Method))
 	})
 	root.Use(obs.RouteTagger)
-
 	root.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		respond.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}).Methods(http.MethodGet)
 	root.HandleFunc("/readyz", readyz(d)).Methods(http.MethodGet)
 	root.Handle("/metrics", promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	return root
+}
+
+func opsHandler(d deps) http.Handler { return d.metrics.Middleware(d.log)(opsRouter(d)) }
+
+func handler(d deps) http.Handler {
+	root := opsRouter(d)
 	d.members.GlobalRoutes(root)
 
 	tenantMW := d.reg.Middleware(d.cfg.BaseDomain, respond.Error, func(r *http.Request, t *tenancy.Tenant) {

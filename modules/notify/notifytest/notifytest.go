@@ -147,13 +147,14 @@ type Hook struct {
 	// byEvent counts valid deliveries per event id.
 	byEvent map[string]int
 	bodies  map[string][]byte
+	at      map[string]time.Time
 	invalid int
 	status  int
 }
 
 // StartHook starts a receiver that checks signatures with secret.
 func StartHook(t testing.TB, secret string) *Hook {
-	h := &Hook{Secret: secret, byEvent: map[string]int{}, bodies: map[string][]byte{}, status: http.StatusOK}
+	h := &Hook{Secret: secret, byEvent: map[string]int{}, bodies: map[string][]byte{}, at: map[string]time.Time{}, status: http.StatusOK}
 	h.Server = httptest.NewServer(http.HandlerFunc(h.serve))
 	t.Cleanup(h.Close)
 	return h
@@ -175,6 +176,7 @@ func (h *Hook) serve(w http.ResponseWriter, r *http.Request) {
 	id := r.Header.Get(notify.HeaderEventID)
 	h.byEvent[id]++
 	h.bodies[id] = body
+	h.at[id] = time.Now()
 	w.WriteHeader(http.StatusOK)
 }
 
@@ -201,4 +203,11 @@ func (h *Hook) Body(eventID string) []byte {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.bodies[eventID]
+}
+
+// ReceivedAt returns when an event was last received.
+func (h *Hook) ReceivedAt(eventID string) time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.at[eventID]
 }
