@@ -15,6 +15,7 @@ import (
 
 	"github.com/patchdesk/patchdesk/modules/audit"
 	"github.com/patchdesk/patchdesk/modules/authz"
+	"github.com/patchdesk/patchdesk/modules/jobs"
 	"github.com/patchdesk/patchdesk/modules/members"
 	"github.com/patchdesk/patchdesk/modules/notify"
 	"github.com/patchdesk/patchdesk/modules/obs"
@@ -31,6 +32,7 @@ type Config struct {
 	MembersHTTP members.HandlerConfig
 	Tickets     tickets.Config
 	Notify      notify.Config
+	Jobs        jobs.Config
 	// TokenPerMinute and TenantPerMinute limit authenticated requests per
 	// token and per tenant (defaults 1,200 and 30,000).
 	TokenPerMinute  float64
@@ -48,6 +50,8 @@ type App struct {
 	Members    *members.Service
 	Tickets    *tickets.Service
 	Notify     *notify.Service
+	// Jobs works scheduled jobs (deliveries, exports) in the background.
+	Jobs *jobs.Queue
 }
 
 // deps are what routes are mounted from.
@@ -78,7 +82,14 @@ func New(reg *tenancy.Registry, log *slog.Logger, metrics *obs.Metrics, cfg Conf
 	if cfg.Notify.Log == nil {
 		cfg.Notify.Log = log
 	}
-	nsvc, err := notify.NewService(cfg.Notify, reg, msvc, az, metrics.Registry)
+	if cfg.Jobs.Log == nil {
+		cfg.Jobs.Log = log
+	}
+	queue, err := jobs.New(cfg.Jobs, reg)
+	if err != nil {
+		return nil, err
+	}
+	nsvc, err := notify.NewService(cfg.Notify, reg, msvc, az, queue, metrics.Registry)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +100,7 @@ func New(reg *tenancy.Registry, log *slog.Logger, metrics *obs.Metrics, cfg Conf
 			audit.NewHandler(audit.NewService(reg, az)),
 			notify.NewHandler(nsvc),
 		}}
-	return &App{Handler: handler(d), OpsHandler: opsHandler(d), Members: msvc, Tickets: tsvc, Notify: nsvc}, nil
+	return &App{Handler: handler(d), OpsHandler: opsHandler(d), Members: msvc, Tickets: tsvc, Notify: nsvc, Jobs: queue}, nil
 }
 
 // opsRouter serves the operational endpoints every process has.

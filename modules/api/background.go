@@ -59,6 +59,6 @@ func Background(app *App, reg *tenancy.Registry, metrics *obs.Metrics, log *slog
 			return relay.Run(ctx)
 		},
 		Consumers: []Runner{notifyConsumer.Run},
-		Jobs:      app.Notify.Run,
+		Jobs:      app.Jobs.Run,
 	}, nil
 }

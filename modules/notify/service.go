@@ -15,18 +15,16 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/patchdesk/patchdesk/modules/authz"
 	"github.com/patchdesk/patchdesk/modules/bus"
+	"github.com/patchdesk/patchdesk/modules/jobs"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
 
@@ -50,17 +48,13 @@ type Config struct {
 	// 12 attempts span about eight hours).
 	RetryBase time.Duration
 	RetryMax  time.Duration
-	// JobPoll is how often River looks for due jobs without a notification (default 1s).
-	JobPoll time.Duration
-	Log     *slog.Logger
+	Log       *slog.Logger
 }
 
 // Registry is what notify needs from tenancy.
 type Registry interface {
 	tenancy.TxRunner
 	ByID(ctx context.Context, id uuid.UUID) (*tenancy.Tenant, error)
-	Databases(ctx context.Context) ([]string, error)
-	JobDriver(ctx context.Context, databaseID string) (riverdriver.Driver[pgx.Tx], error)
 }
 
 // Directory answers questions about members; members.Service implements it.
@@ -78,10 +72,7 @@ type Service struct {
 	mailer  Mailer
 	http    *http.Client
 	metrics *metrics
-	workers *river.Workers
-
-	mu      sync.Mutex
-	clients map[string]*river.Client[pgx.Tx]
+	jobs    *jobs.Queue
 }
 
 type metrics struct {
@@ -90,19 +81,18 @@ type metrics struct {
 }
 
 // NewService builds the notify service and registers its metrics.
-func NewService(cfg Config, reg Registry, dir Directory, az *authz.Authorizer, prom prometheus.Registerer) (*Service, error) {
+func NewService(cfg Config, reg Registry, dir Directory, az *authz.Authorizer, q *jobs.Queue, prom prometheus.Registerer) (*Service, error) {
 	cfg.MailFrom = cmp.Or(cfg.MailFrom, "PatchDesk <notifications@patchdesk.local>")
 	cfg.MailDir = cmp.Or(cfg.MailDir, "data/mail")
 	cfg.WebhookTimeout = cmp.Or(cfg.WebhookTimeout, 10*time.Second)
 	cfg.MaxAttempts = cmp.Or(cfg.MaxAttempts, 12)
 	cfg.RetryBase = cmp.Or(cfg.RetryBase, 30*time.Second)
 	cfg.RetryMax = cmp.Or(cfg.RetryMax, 2*time.Hour)
-	cfg.JobPoll = cmp.Or(cfg.JobPoll, time.Second)
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	if reg == nil || dir == nil || az == nil || prom == nil {
-		return nil, errors.New("notify: registry, directory, authorizer and metrics registry are required")
+	if reg == nil || dir == nil || az == nil || q == nil || prom == nil {
+		return nil, errors.New("notify: registry, directory, authorizer, job queue and metrics registry are required")
 	}
 	mailer, err := NewMailer(cfg.SMTPURL, cfg.MailDir)
 	if err != nil {
@@ -118,10 +108,9 @@ func NewService(cfg Config, reg Registry, dir Directory, az *authz.Authorizer, p
 	if err := errors.Join(prom.Register(m.outcomes), prom.Register(m.latency)); err != nil {
 		return nil, fmt.Errorf("notify metrics: %w", err)
 	}
-	s := &Service{cfg: cfg, reg: reg, dir: dir, authz: az, mailer: mailer, metrics: m,
-		http: newWebhookClient(cfg.WebhookTimeout, cfg.AllowPrivateWebhooks), clients: map[string]*river.Client[pgx.Tx]{}}
-	s.workers = river.NewWorkers()
-	if err := river.AddWorkerSafely(s.workers, &deliveryWorker{svc: s}); err != nil {
+	s := &Service{cfg: cfg, reg: reg, dir: dir, authz: az, mailer: mailer, metrics: m, jobs: q,
+		http: newWebhookClient(cfg.WebhookTimeout, cfg.AllowPrivateWebhooks)}
+	if err := jobs.Add(q, &deliveryWorker{svc: s}); err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
 	}
 	return s, nil
@@ -311,16 +300,12 @@ func (s *Service) schedule(ctx context.Context, t *tenancy.Tenant, pending []pen
 	if len(pending) == 0 {
 		return nil
 	}
-	client, err := s.client(ctx, t.DatabaseID)
-	if err != nil {
-		return err
-	}
 	params := make([]river.InsertManyParams, len(pending))
 	for i, p := range pending {
 		params[i] = river.InsertManyParams{Args: deliveryArgs{TenantID: t.ID, DeliveryID: p.ID, Round: p.Round},
 			InsertOpts: &river.InsertOpts{MaxAttempts: s.cfg.MaxAttempts}}
 	}
-	if _, err := client.InsertMany(ctx, params); err != nil {
+	if err := s.jobs.Insert(ctx, t.DatabaseID, params...); err != nil {
 		return fmt.Errorf("schedule deliveries: %w", err)
 	}
 	return nil

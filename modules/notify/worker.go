@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
 	"github.com/patchdesk/patchdesk/tenancy"
@@ -122,60 +121,4 @@ func (s *Service) send(ctx context.Context, d *Delivery, secret string) error {
 		return postWebhook(ctx, s.http, d.Target, secret, d.EventID.String(), d.EventType, d.payload)
 	}
 	return fmt.Errorf("unknown channel %q", d.Channel)
-}
-
-// client returns the River client of a database, starting it on first use.
-func (s *Service) client(ctx context.Context, databaseID string) (*river.Client[pgx.Tx], error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if c, ok := s.clients[databaseID]; ok {
-		return c, nil
-	}
-	driver, err := s.reg.JobDriver(ctx, databaseID)
-	if err != nil {
-		return nil, err
-	}
-	c, err := river.NewClient(driver, &river.Config{
-		Schema:            "infra",
-		Queues:            map[string]river.QueueConfig{"deliveries": {MaxWorkers: 20}},
-		Workers:           s.workers,
-		FetchCooldown:     20 * time.Millisecond,
-		FetchPollInterval: s.cfg.JobPoll,
-		Logger:            s.cfg.Log,
-		MaxAttempts:       s.cfg.MaxAttempts,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("job client for %s: %w", databaseID, err)
-	}
-	s.clients[databaseID] = c
-	return c, nil
-}
-
-// Run works delivery jobs of every database until ctx ends, then stops the
-// job clients, letting attempts in progress finish.
-func (s *Service) Run(ctx context.Context) error {
-	ids, err := s.reg.Databases(ctx)
-	if err != nil {
-		return err
-	}
-	var started []*river.Client[pgx.Tx]
-	for _, id := range ids {
-		c, err := s.client(ctx, id)
-		if err != nil {
-			return err
-		}
-		if err := c.Start(context.WithoutCancel(ctx)); err != nil {
-			return fmt.Errorf("start job client for %s: %w", id, err)
-		}
-		started = append(started, c)
-	}
-	<-ctx.Done()
-	stopCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	for _, c := range started {
-		if err := c.Stop(stopCtx); err != nil {
-			s.cfg.Log.Warn("stop job client", "err", err)
-		}
-	}
-	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/patchdesk/patchdesk/modules/api"
+	"github.com/patchdesk/patchdesk/modules/jobs"
 	"github.com/patchdesk/patchdesk/modules/members"
 	"github.com/patchdesk/patchdesk/modules/notify"
 	"github.com/patchdesk/patchdesk/modules/obs"
@@ -69,8 +70,9 @@ func New(t testing.TB, cfg func(*api.Config)) *Server {
 		// and retries in milliseconds rather than minutes.
 		Notify: notify.Config{
 			MailDir: t.TempDir(), AllowPrivateWebhooks: true,
-			MaxAttempts: 3, RetryBase: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond, JobPoll: 50 * time.Millisecond,
+			MaxAttempts: 3, RetryBase: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
 		},
+		Jobs: jobs.Config{Poll: 50 * time.Millisecond},
 	}
 	if cfg != nil {
 		cfg(&c)

@@ -1,0 +1,138 @@
+// Package jobs runs PatchDesk's scheduled work (delivery attempts, report
+// exports) on River, with one River client per tenant database and its tables
+// in that database's infra schema. Modules register workers before Run and
+// insert jobs for a tenant's database.
+package jobs
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+)
+
+// Databases gives the job queue its databases; *tenancy.Registry implements it.
+type Databases interface {
+	Databases(ctx context.Context) ([]string, error)
+	JobDriver(ctx context.Context, databaseID string) (riverdriver.Driver[pgx.Tx], error)
+}
+
+// Config configures the queue.
+type Config struct {
+	// Poll is how often due jobs are looked for without a notification (default 1s).
+	Poll time.Duration
+	// MaxAttempts is River's default attempt limit (default 12).
+	MaxAttempts int
+	Log         *slog.Logger
+}
+
+// Queues, with their concurrency.
+var queues = map[string]river.QueueConfig{
+	"deliveries": {MaxWorkers: 20},
+	"exports":    {MaxWorkers: 2},
+}
+
+// Queue inserts and works jobs.
+type Queue struct {
+	cfg     Config
+	dbs     Databases
+	workers *river.Workers
+
+	mu      sync.Mutex
+	clients map[string]*river.Client[pgx.Tx]
+}
+
+// New builds a queue; register workers with Add before Run.
+func New(cfg Config, dbs Databases) (*Queue, error) {
+	cfg.Poll = cmp.Or(cfg.Poll, time.Second)
+	cfg.MaxAttempts = cmp.Or(cfg.MaxAttempts, 12)
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if dbs == nil {
+		return nil, errors.New("jobs: databases are required")
+	}
+	return &Queue{cfg: cfg, dbs: dbs, workers: river.NewWorkers(), clients: map[string]*river.Client[pgx.Tx]{}}, nil
+}
+
+// Add registers the worker of one job kind.
+func Add[T river.JobArgs](q *Queue, w river.Worker[T]) error {
+	if err := river.AddWorkerSafely(q.workers, w); err != nil {
+		return fmt.Errorf("register job worker: %w", err)
+	}
+	return nil
+}
+
+// Insert schedules jobs in a database's queue.
+func (q *Queue) Insert(ctx context.Context, databaseID string, params ...river.InsertManyParams) error {
+	c, err := q.client(ctx, databaseID)
+	if err != nil {
+		return err
+	}
+	if _, err := c.InsertMany(ctx, params); err != nil {
+		return fmt.Errorf("insert jobs: %w", err)
+	}
+	return nil
+}
+
+func (q *Queue) client(ctx context.Context, databaseID string) (*river.Client[pgx.Tx], error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if c, ok := q.clients[databaseID]; ok {
+		return c, nil
+	}
+	driver, err := q.dbs.JobDriver(ctx, databaseID)
+	if err != nil {
+		return nil, err
+	}
+	c, err := river.NewClient(driver, &river.Config{
+		Schema:            "infra",
+		Queues:            queues,
+		Workers:           q.workers,
+		FetchCooldown:     20 * time.Millisecond,
+		FetchPollInterval: q.cfg.Poll,
+		Logger:            q.cfg.Log,
+		MaxAttempts:       q.cfg.MaxAttempts,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("job client for %s: %w", databaseID, err)
+	}
+	q.clients[databaseID] = c
+	return c, nil
+}
+
+// Run works the jobs of every database until ctx ends, then stops the
+// clients, letting jobs in progress finish.
+func (q *Queue) Run(ctx context.Context) error {
+	ids, err := q.dbs.Databases(ctx)
+	if err != nil {
+		return err
+	}
+	var started []*river.Client[pgx.Tx]
+	for _, id := range ids {
+		c, err := q.client(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := c.Start(context.WithoutCancel(ctx)); err != nil {
+			return fmt.Errorf("start job client for %s: %w", id, err)
+		}
+		started = append(started, c)
+	}
+	<-ctx.Done()
+	stopCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for _, c := range started {
+		if err := c.Stop(stopCtx); err != nil {
+			q.cfg.Log.Warn("stop job client", "err", err)
+		}
+	}
+	return nil
+}
