@@ -19,6 +19,8 @@ commands:
   kafka      run the embedded Kafka-protocol broker on its own
   migrate    bring the control schema and every tenant schema up to date
   tenants    list | create | suspend | resume tenants
+  search     reindex SLUG: rebuild a tenant's search index from its tickets
+  reports    rebuild SLUG: rebuild a tenant's report aggregates from its timeline
   bench      drive the HTTP API with concurrent clients and report latency
   version    print the version
 
@@ -56,6 +58,8 @@ func run(ctx context.Context, args []string) error {
 		return migrate(ctx, rest)
 	case "tenants":
 		return tenants(ctx, rest)
+	case "search", "reports":
+		return readModel(ctx, cmd, rest)
 	case "bench":
 		return bench(ctx, rest)
 	case "version":

@@ -127,6 +127,12 @@ func TestMigrateAndTenantsCLI(t *testing.T) {
 			t.Errorf("migrate line %q: %v", l, err)
 		}
 	}
+	for _, cmd := range [][]string{{"search", "reindex", "cli-one"}, {"reports", "rebuild", "cli-one"}} {
+		out, err := captureStdout(t, func() error { return run(ctx, append(cmd, "--database-url", dsn)) })
+		if err != nil || !strings.Contains(out, cmd[1]+" of cli-one") {
+			t.Fatalf("%v: %v %q", cmd, err, out)
+		}
+	}
 	if _, err := captureStdout(t, func() error { return run(ctx, []string{"tenants", "suspend", "cli-two", "--database-url", dsn}) }); err != nil {
 		t.Fatal(err)
 	}

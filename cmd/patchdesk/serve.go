@@ -106,7 +106,11 @@ func runProcess(ctx context.Context, name string, args []string, defaultRole str
 		if err != nil {
 			return err
 		}
-		for _, run := range workers.All() {
+		runners, err := workers.All()
+		if err != nil {
+			return err
+		}
+		for _, run := range runners {
 			wg.Go(func() {
 				if err := run(bg); err != nil {
 					log.Error("background worker stopped", "err", err)

@@ -19,7 +19,9 @@ import (
 	"github.com/patchdesk/patchdesk/modules/members"
 	"github.com/patchdesk/patchdesk/modules/notify"
 	"github.com/patchdesk/patchdesk/modules/obs"
+	"github.com/patchdesk/patchdesk/modules/reports"
 	"github.com/patchdesk/patchdesk/modules/respond"
+	"github.com/patchdesk/patchdesk/modules/search"
 	"github.com/patchdesk/patchdesk/modules/tickets"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
@@ -50,6 +52,8 @@ type App struct {
 	Members    *members.Service
 	Tickets    *tickets.Service
 	Notify     *notify.Service
+	Search     *search.Service
+	Reports    *reports.Service
 	// Jobs works scheduled jobs (deliveries, exports) in the background.
 	Jobs *jobs.Queue
 }
@@ -93,14 +97,24 @@ func New(reg *tenancy.Registry, log *slog.Logger, metrics *obs.Metrics, cfg Conf
 	if err != nil {
 		return nil, err
 	}
+	ssvc, err := search.NewService(reg, az, metrics.Registry)
+	if err != nil {
+		return nil, err
+	}
+	rsvc, err := reports.NewService(reg, msvc, az, queue)
+	if err != nil {
+		return nil, err
+	}
 	d := deps{cfg: cfg, log: log, metrics: metrics, reg: reg, members: members.NewHandler(msvc, cfg.MembersHTTP),
 		limits: newLimits(cfg.TokenPerMinute, cfg.TenantPerMinute),
 		modules: []interface{ Routes(*mux.Router) }{
 			tickets.NewHandler(tsvc),
 			audit.NewHandler(audit.NewService(reg, az)),
 			notify.NewHandler(nsvc),
+			search.NewHandler(ssvc),
+			reports.NewHandler(rsvc),
 		}}
-	return &App{Handler: handler(d), OpsHandler: opsHandler(d), Members: msvc, Tickets: tsvc, Notify: nsvc, Jobs: queue}, nil
+	return &App{Handler: handler(d), OpsHandler: opsHandler(d), Members: msvc, Tickets: tsvc, Notify: nsvc, Search: ssvc, Reports: rsvc, Jobs: queue}, nil
 }
 
 // opsRouter serves the operational endpoints every process has.

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 
 	"github.com/patchdesk/patchdesk/modules/bus"
 	"github.com/patchdesk/patchdesk/modules/notify"
 	"github.com/patchdesk/patchdesk/modules/obs"
 	"github.com/patchdesk/patchdesk/modules/outbox"
+	"github.com/patchdesk/patchdesk/modules/reports"
+	"github.com/patchdesk/patchdesk/modules/search"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
 
@@ -27,16 +30,54 @@ type BackgroundConfig struct {
 type Workers struct {
 	// Relay publishes the outbox to Kafka.
 	Relay Runner
-	// Consumers are the consumer groups (notify, …).
-	Consumers []Runner
-	// Jobs work scheduled deliveries.
+	// Jobs works scheduled jobs (deliveries, exports).
 	Jobs Runner
+	// handlers of each consumer group.
+	handlers map[string]bus.Handler
+	consumer bus.ConsumerConfig
+	metrics  *bus.ConsumerMetrics
 }
 
-// All lists every runner.
-func (w Workers) All() []Runner { return append(append([]Runner{w.Relay}, w.Consumers...), w.Jobs) }
+// Groups lists the consumer groups.
+func (w *Workers) Groups() []string {
+	var out []string
+	for g := range w.handlers {
+		out = append(out, g)
+	}
+	slices.Sort(out)
+	return out
+}
 
-// Background builds the outbox relay, the consumer groups and the delivery job workers.
+// Consumer returns a runner that joins group as a new member.
+func (w *Workers) Consumer(group string) (Runner, error) {
+	h, ok := w.handlers[group]
+	if !ok {
+		return nil, errors.New("unknown consumer group " + group)
+	}
+	cc := w.consumer
+	cc.Group = group
+	c, err := bus.NewConsumer(cc, w.metrics, h)
+	if err != nil {
+		return nil, err
+	}
+	return c.Run, nil
+}
+
+// All lists every runner: relay, one member of each consumer group, jobs.
+func (w *Workers) All() ([]Runner, error) {
+	out := []Runner{w.Relay, w.Jobs}
+	for _, g := range w.Groups() {
+		r, err := w.Consumer(g)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Background builds the outbox relay, the consumer groups (notify, search,
+// reports) and the job workers.
 func Background(app *App, reg *tenancy.Registry, metrics *obs.Metrics, log *slog.Logger, cfg BackgroundConfig) (*Workers, error) {
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("background: no Kafka brokers")
@@ -46,19 +87,20 @@ func Background(app *App, reg *tenancy.Registry, metrics *obs.Metrics, log *slog
 	}
 	writer := bus.NewWriter(cfg.Brokers, bus.TopicEvents)
 	relay := outbox.NewRelay(cfg.Relay, reg, writer, metrics.Registry)
-	cm := bus.NewConsumerMetrics(metrics.Registry)
 	cc := cfg.Consumer
-	cc.Brokers, cc.Group, cc.Log = cfg.Brokers, notify.ConsumerGroup, log
-	notifyConsumer, err := bus.NewConsumer(cc, cm, app.Notify.HandleEvent)
-	if err != nil {
-		return nil, err
-	}
+	cc.Brokers, cc.Log = cfg.Brokers, log
 	return &Workers{
 		Relay: func(ctx context.Context) error {
 			defer writer.Close()
 			return relay.Run(ctx)
 		},
-		Consumers: []Runner{notifyConsumer.Run},
-		Jobs:      app.Jobs.Run,
+		Jobs: app.Jobs.Run,
+		handlers: map[string]bus.Handler{
+			notify.ConsumerGroup:  app.Notify.HandleEvent,
+			search.ConsumerGroup:  app.Search.HandleEvent,
+			reports.ConsumerGroup: app.Reports.HandleEvent,
+		},
+		consumer: cc,
+		metrics:  bus.NewConsumerMetrics(metrics.Registry),
 	}, nil
 }

@@ -71,6 +71,11 @@ const (
 	WebhooksManage = "webhooks:manage"
 	// DeliveriesManage lists email and webhook deliveries and re-sends them.
 	DeliveriesManage = "deliveries:manage"
+
+	// ReportsRead reads the reports summary.
+	ReportsRead = "reports:read"
+	// ReportsExport exports every ticket as CSV.
+	ReportsExport = "reports:export"
 )
 
 // Subject is the authenticated member behind a request.

@@ -45,6 +45,8 @@ func TestPermissionMatrix(t *testing.T) {
 		{authz.NotificationsRead, authz.ResourceTenant, append(slices.Clone(staff), "customer"), nil},
 		{authz.WebhooksManage, authz.ResourceNotify, admins, nil},
 		{authz.DeliveriesManage, authz.ResourceNotify, admins, nil},
+		{authz.ReportsRead, authz.ResourceReports, staff, nil},
+		{authz.ReportsExport, authz.ResourceReports, admins, nil},
 	}
 	var actions, resources []string
 	for _, g := range grants {
@@ -75,7 +77,7 @@ func TestPermissionMatrix(t *testing.T) {
 			}
 		}
 	}
-	if checked != 8*19*5*2 {
+	if checked != 8*21*6*2 {
 		t.Fatalf("checked %d combinations", checked)
 	}
 }

@@ -9,6 +9,7 @@ const (
 	ResourceTickets = "tickets"
 	ResourceAudit   = "audit"
 	ResourceNotify  = "notify"
+	ResourceReports = "reports"
 )
 
 func roles(rs ...string) []string {
@@ -90,6 +91,16 @@ func policies() []*ladon.DefaultPolicy {
 			Subjects: roles(RoleCustomer), Resources: []string{ResourceTickets}, Actions: []string{TicketsRead, CommentsPublic},
 			Conditions: ladon.Conditions{"own": &ladon.BooleanCondition{BooleanValue: true}},
 			Effect:     ladon.AllowAccess,
+		},
+		{
+			ID: "staff-reports", Description: "staff read the reports summary",
+			Subjects: staff, Resources: []string{ResourceReports}, Actions: []string{ReportsRead},
+			Effect: ladon.AllowAccess,
+		},
+		{
+			ID: "admins-exports", Description: "owners and admins export every ticket",
+			Subjects: admins, Resources: []string{ResourceReports}, Actions: []string{ReportsExport},
+			Effect: ladon.AllowAccess,
 		},
 		{
 			ID: "owners-manage-owners", Description: "only owners grant, remove or deactivate the owner role",

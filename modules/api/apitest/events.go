@@ -26,9 +26,17 @@ type Events struct {
 	addr    string
 	dir     string
 	broker  *bus.Broker
+	workers *api.Workers
 	mu      sync.Mutex
 	relay   context.CancelFunc
 	relayWG sync.WaitGroup
+	groups  map[string]*member
+}
+
+// member is a running consumer-group member.
+type member struct {
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // StartEvents starts the broker, consumers and job workers, and a relay.
@@ -44,18 +52,53 @@ func (s *Server) StartEvents(t testing.TB) *Events {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.workers, e.groups = workers, map[string]*member{}
 	var wg sync.WaitGroup
-	for _, run := range append(workers.Consumers, workers.Jobs) {
-		wg.Go(func() { _ = run(ctx) })
+	wg.Go(func() { _ = workers.Jobs(ctx) })
+	for _, g := range workers.Groups() {
+		e.StartConsumer(g)
 	}
 	e.StartRelay(outbox.RelayConfig{})
 	t.Cleanup(func() {
 		e.StopRelay()
+		for _, g := range workers.Groups() {
+			e.StopConsumer(g)
+		}
 		cancel()
 		wg.Wait()
 		e.StopBroker()
 	})
 	return e
+}
+
+// StartConsumer joins a member of a consumer group.
+func (e *Events) StartConsumer(group string) {
+	e.t.Helper()
+	run, err := e.workers.Consumer(group)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &member{cancel: cancel, done: make(chan struct{})}
+	e.mu.Lock()
+	e.groups[group] = m
+	e.mu.Unlock()
+	go func() {
+		defer close(m.done)
+		_ = run(ctx)
+	}()
+}
+
+// StopConsumer stops the group's member, as if its process went down.
+func (e *Events) StopConsumer(group string) {
+	e.mu.Lock()
+	m := e.groups[group]
+	delete(e.groups, group)
+	e.mu.Unlock()
+	if m != nil {
+		m.cancel()
+		<-m.done
+	}
 }
 
 // Brokers returns the broker address.

@@ -1,0 +1,260 @@
+// Package search keeps a per-tenant full-text read model of tickets, fed by
+// its own Kafka consumer group, and answers GET /search with PostgreSQL
+// full-text search (websearch syntax, weighted ranking, highlighted
+// snippets), authorized exactly like ticket reads.
+package search
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/patchdesk/patchdesk/modules/authz"
+	"github.com/patchdesk/patchdesk/modules/bus"
+	"github.com/patchdesk/patchdesk/modules/respond"
+	"github.com/patchdesk/patchdesk/modules/tickets"
+	"github.com/patchdesk/patchdesk/tenancy"
+)
+
+// ConsumerGroup is the search consumer's Kafka group.
+const ConsumerGroup = "patchdesk-search"
+
+// MaxQuery bounds a query, in characters.
+const MaxQuery = 1000
+
+// Registry is what search needs from tenancy.
+type Registry interface {
+	tenancy.TxRunner
+	ByID(ctx context.Context, id uuid.UUID) (*tenancy.Tenant, error)
+}
+
+// Service maintains and queries the search read model.
+type Service struct {
+	reg   Registry
+	authz *authz.Authorizer
+	lag   prometheus.Histogram
+}
+
+// NewService builds the search service and registers its index-lag metric.
+func NewService(reg Registry, az *authz.Authorizer, prom prometheus.Registerer) (*Service, error) {
+	if reg == nil || az == nil || prom == nil {
+		return nil, errors.New("search: registry, authorizer and metrics registry are required")
+	}
+	lag := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "patchdesk_search_index_lag_seconds",
+		Help:    "Seconds between a ticket change's commit and it being searchable.",
+		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+	})
+	if err := prom.Register(lag); err != nil {
+		return nil, fmt.Errorf("search metrics: %w", err)
+	}
+	return &Service{reg: reg, authz: az, lag: lag}, nil
+}
+
+// event is the part of a ticket event the read model needs.
+type event struct {
+	ID         uuid.UUID `json:"event_id"`
+	Type       string    `json:"type"`
+	TenantID   uuid.UUID `json:"tenant_id"`
+	OccurredAt time.Time `json:"occurred_at"`
+	Data       struct {
+		Ticket  tickets.Ticket `json:"ticket"`
+		Comment *struct {
+			Body     string `json:"body"`
+			Internal bool   `json:"internal"`
+		} `json:"comment"`
+	} `json:"data"`
+}
+
+// HandleEvent applies one ticket event to the read model, once.
+func (s *Service) HandleEvent(ctx context.Context, m kafka.Message) error {
+	var ev event
+	if err := json.Unmarshal(m.Value, &ev); err != nil || ev.ID == uuid.Nil || ev.TenantID == uuid.Nil {
+		return errors.Join(bus.ErrPermanent, fmt.Errorf("decode event: %v", err))
+	}
+	if !strings.HasPrefix(ev.Type, "ticket.") {
+		return nil
+	}
+	t, err := s.reg.ByID(ctx, ev.TenantID)
+	if errors.Is(err, tenancy.ErrTenantNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	err = s.reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, ConsumerGroup, ev.ID)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		return apply(ctx, tx, &ev)
+	})
+	if err != nil {
+		return fmt.Errorf("index event %s: %w", ev.ID, err)
+	}
+	s.lag.Observe(time.Since(ev.OccurredAt).Seconds())
+	return nil
+}
+
+func apply(ctx context.Context, tx tenancy.Tx, ev *event) error {
+	tk := ev.Data.Ticket
+	if ev.Type == "ticket.deleted" {
+		_, err := tx.Exec(ctx, `DELETE FROM search_docs WHERE ticket_id = $1`, tk.ID)
+		return err
+	}
+	// Ticket fields only move forward: an older snapshot never overwrites a newer one.
+	if err := upsert(ctx, tx, tk, "", ""); err != nil {
+		return err
+	}
+	if c := ev.Data.Comment; c != nil {
+		column := "public_text"
+		if c.Internal {
+			column = "internal_text"
+		}
+		if _, err := tx.Exec(ctx, `UPDATE search_docs SET `+column+` = `+column+` || ' ' || $2, updated_at = now() WHERE ticket_id = $1`,
+			tk.ID, c.Body); err != nil {
+			return fmt.Errorf("index comment: %w", err)
+		}
+	}
+	return nil
+}
+
+func upsert(ctx context.Context, tx tenancy.Tx, tk tickets.Ticket, public, internal string) error {
+	_, err := tx.Exec(ctx, `INSERT INTO search_docs (ticket_id, number, title, status, requester_email, tags_text, body,
+			public_text, internal_text, ticket_version)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		ON CONFLICT (ticket_id) DO UPDATE SET title = EXCLUDED.title, status = EXCLUDED.status,
+			requester_email = EXCLUDED.requester_email, tags_text = EXCLUDED.tags_text, body = EXCLUDED.body,
+			ticket_version = EXCLUDED.ticket_version, updated_at = now()
+		WHERE search_docs.ticket_version <= EXCLUDED.ticket_version`,
+		tk.ID, tk.Number, tk.Title, tk.Status, tk.RequesterEmail, strings.Join(tk.Tags, " "), tk.Body, public, internal, tk.Version)
+	if err != nil {
+		return fmt.Errorf("index ticket %d: %w", tk.Number, err)
+	}
+	return nil
+}
+
+// Reindex rebuilds a tenant's read model from the source tables in one
+// transaction: searches keep answering from the old rows until it commits.
+func (s *Service) Reindex(ctx context.Context, t *tenancy.Tenant) (int, error) {
+	n := 0
+	err := s.reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM search_docs`); err != nil {
+			return fmt.Errorf("clear search docs: %w", err)
+		}
+		return tickets.ForEachSource(ctx, tx, func(src tickets.Source) error {
+			n++
+			return upsert(ctx, tx, src.Ticket, src.PublicText, src.InternalText)
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("reindex %s: %w", t.Slug, err)
+	}
+	return n, nil
+}
+
+// Hit is one search result.
+type Hit struct {
+	Number  int64   `json:"number"`
+	Title   string  `json:"title"`
+	Status  string  `json:"status"`
+	Snippet string  `json:"snippet"`
+	Rank    float64 `json:"rank"`
+}
+
+// cleanQuery refuses queries PostgreSQL cannot take as text and splits off
+// the last word for prefix matching ("" when it is not a plain word).
+func cleanQuery(q string) (rest, last string, err error) {
+	q = strings.TrimSpace(q)
+	switch {
+	case q == "":
+		return "", "", respond.Errorf(respond.ErrInvalidInput, "q must not be empty")
+	case !utf8.ValidString(q) || strings.ContainsRune(q, 0):
+		return "", "", respond.Errorf(respond.ErrInvalidInput, "q must be valid UTF-8 text")
+	case utf8.RuneCountInString(q) > MaxQuery:
+		return "", "", respond.Errorf(respond.ErrInvalidInput, "q must be at most %d characters", MaxQuery)
+	}
+	i := strings.LastIndexFunc(q, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+	if i < 0 {
+		return "", q, nil
+	}
+	sep, size := utf8.DecodeRuneInString(q[i:])
+	word := q[i+size:]
+	if word == "" || sep == '-' || sep == '"' {
+		return q, "", nil // an exclusion or a phrase: no prefix expansion
+	}
+	return q[:i+size], word, nil
+}
+
+// Search ranks the tenant's tickets for q. Title matches come first, then
+// by weighted rank. Customers search only their own tickets' public text;
+// staff also internal notes.
+func (s *Service) Search(ctx context.Context, sub authz.Subject, t *tenancy.Tenant, q string, limit int) ([]Hit, error) {
+	rest, last, err := cleanQuery(q)
+	if err != nil {
+		return nil, err
+	}
+	requester := ""
+	switch {
+	case s.authz.Allowed(ctx, sub.Role, authz.Request{Action: authz.TicketsRead, Resource: authz.ResourceTickets}):
+	case s.authz.Allowed(ctx, sub.Role, authz.Request{Action: authz.TicketsRead, Resource: authz.ResourceTickets, Own: true}):
+		requester = sub.Email
+	default:
+		return nil, respond.Errorf(respond.ErrForbidden, "role %s may not search tickets", sub.Role)
+	}
+	internal := s.authz.Allowed(ctx, sub.Role, authz.Request{Action: authz.CommentsReadInternal, Resource: authz.ResourceTickets})
+	hits := []Hit{}
+	err = s.reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
+		rows, err := tx.Query(ctx, searchSQL, q, rest, last, requester, internal, limit)
+		if err != nil {
+			return fmt.Errorf("search: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var h Hit
+			if err := rows.Scan(&h.Number, &h.Title, &h.Status, &h.Snippet, &h.Rank); err != nil {
+				return fmt.Errorf("search: %w", err)
+			}
+			hits = append(hits, h)
+		}
+		return rows.Err()
+	})
+	return hits, err
+}
+
+// searchSQL: $1 query, $2 query without its last word, $3 last word for
+// prefix matching (” for none; letters and digits only, so it cannot carry
+// tsquery operators), $4 requester filter (” for none), $5 include internal
+// notes, $6 limit. Snippets are computed for the returned page only.
+const searchSQL = `
+WITH q AS (
+	SELECT websearch_to_tsquery('english', $1) AS main,
+		CASE WHEN $3 = '' THEN websearch_to_tsquery('english', $1)
+		     ELSE websearch_to_tsquery('english', $2) && to_tsquery('english', $3 || ':*') END AS pre
+), hits AS (
+	SELECT d.*, CASE WHEN $5 THEN d.doc_all ELSE d.doc_public END AS doc
+	FROM search_docs d
+	WHERE ($4 = '' OR lower(d.requester_email) = lower($4))
+), ranked AS (
+	SELECT h.number, h.title, h.status, h.body, h.public_text, h.internal_text,
+		(to_tsvector('english', h.title) @@ (q.main || q.pre))::int AS title_hit,
+		ts_rank(h.doc, q.main || q.pre) AS rank, q.main || q.pre AS query
+	FROM hits h, q
+	WHERE (NOT $5 AND h.doc_public @@ (q.main || q.pre)) OR ($5 AND h.doc_all @@ (q.main || q.pre))
+	ORDER BY title_hit DESC, rank DESC, h.number DESC
+	LIMIT $6
+)
+SELECT number, title, status,
+	ts_headline('english', title || ' — ' || body || ' ' || public_text || CASE WHEN $5 THEN ' ' || internal_text ELSE '' END,
+		query, 'MaxFragments=2, MaxWords=20, MinWords=6, StartSel=<mark>, StopSel=</mark>'),
+	(title_hit + rank)::float8
+FROM ranked ORDER BY title_hit DESC, rank DESC, number DESC`

@@ -1,0 +1,102 @@
+package tickets
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/patchdesk/patchdesk/tenancy"
+)
+
+// Source is a live ticket with its comment text, for rebuilding read models
+// (search) from the source tables.
+type Source struct {
+	Ticket
+	PublicText   string
+	InternalText string
+}
+
+// sourceBatch bounds how many rows are held in memory while replaying, so fn
+// may use the same transaction (a connection runs one query at a time).
+const sourceBatch = 1000
+
+// ForEachSource calls fn for every live ticket of the tenant, in number order.
+func ForEachSource(ctx context.Context, tx tenancy.Tx, fn func(Source) error) error {
+	var after int64
+	for {
+		rows, err := tx.Query(ctx, `SELECT `+ticketColumns+`,
+				coalesce((SELECT string_agg(body, ' ' ORDER BY created_at, id) FROM comments c WHERE c.ticket_id = t.id AND NOT internal), ''),
+				coalesce((SELECT string_agg(body, ' ' ORDER BY created_at, id) FROM comments c WHERE c.ticket_id = t.id AND internal), '')
+			FROM tickets t WHERE deleted_at IS NULL AND number > $1 ORDER BY number LIMIT $2`, after, sourceBatch)
+		if err != nil {
+			return fmt.Errorf("read ticket sources: %w", err)
+		}
+		batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Source, error) {
+			var s Source
+			t := &s.Ticket
+			return s, row.Scan(&t.ID, &t.Number, &t.Title, &t.Body, &t.Status, &t.Priority, &t.AssigneeID, &t.RequesterEmail, &t.Tags,
+				&t.CreatedAt, &t.UpdatedAt, &t.Version, &t.ClosedAt, &t.DeletedAt, &s.PublicText, &s.InternalText)
+		})
+		if err != nil {
+			return fmt.Errorf("read ticket sources: %w", err)
+		}
+		for _, s := range batch {
+			if err := fn(s); err != nil {
+				return err
+			}
+			after = s.Number
+		}
+		if len(batch) < sourceBatch {
+			return nil
+		}
+	}
+}
+
+// TimelineEvent is one timeline entry with its ticket's identity, for
+// replaying read models (reports) from the source tables.
+type TimelineEvent struct {
+	EventID      uuid.UUID
+	TicketID     uuid.UUID
+	TicketNumber int64
+	Type         string
+	ActorID      *uuid.UUID
+	Data         map[string]any
+	At           time.Time
+}
+
+// ForEachEvent calls fn for every timeline event of the tenant, oldest first.
+func ForEachEvent(ctx context.Context, tx tenancy.Tx, fn func(TimelineEvent) error) error {
+	var after int64
+	for {
+		rows, err := tx.Query(ctx, `SELECT e.id, e.event_id, e.ticket_id, t.number, e.type, e.actor_id, e.data, e.created_at
+			FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id WHERE e.id > $1 ORDER BY e.id LIMIT $2`, after, sourceBatch)
+		if err != nil {
+			return fmt.Errorf("read timeline: %w", err)
+		}
+		batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (TimelineEvent, error) {
+			var (
+				e   TimelineEvent
+				raw []byte
+			)
+			if err := row.Scan(&after, &e.EventID, &e.TicketID, &e.TicketNumber, &e.Type, &e.ActorID, &raw, &e.At); err != nil {
+				return e, err
+			}
+			return e, json.Unmarshal(raw, &e.Data)
+		})
+		if err != nil {
+			return fmt.Errorf("read timeline: %w", err)
+		}
+		for _, e := range batch {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		if len(batch) < sourceBatch {
+			return nil
+		}
+	}
+}
