@@ -14,6 +14,7 @@ CREATE TABLE search_docs (
     internal_text   text NOT NULL DEFAULT '',
     ticket_version  integer NOT NULL,
     updated_at      timestamptz NOT NULL DEFAULT now(),
+    doc_title  tsvector GENERATED ALWAYS AS (to_tsvector('english', title)) STORED,
     doc_public tsvector GENERATED ALWAYS AS (
         setweight(to_tsvector('english', title), 'A') ||
         setweight(to_tsvector('english', tags_text), 'B') ||
@@ -28,6 +29,8 @@ CREATE TABLE search_docs (
 CREATE INDEX search_docs_public_idx ON search_docs USING gin (doc_public);
 CREATE INDEX search_docs_all_idx ON search_docs USING gin (doc_all);
 CREATE INDEX search_docs_requester_idx ON search_docs (lower(requester_email));
+-- Broad queries rank only the most recent matches, found newest-first.
+CREATE INDEX search_docs_number_idx ON search_docs (number DESC);
 
 -- Reports read model, fed by the reports consumer; the summary endpoint reads
 -- only these tables, never tickets.

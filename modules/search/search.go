@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -214,7 +215,13 @@ func (s *Service) Search(ctx context.Context, sub authz.Subject, t *tenancy.Tena
 	internal := s.authz.Allowed(ctx, sub.Role, authz.Request{Action: authz.CommentsReadInternal, Resource: authz.ResourceTickets})
 	hits := []Hit{}
 	err = s.reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
-		rows, err := tx.Query(ctx, searchSQL, q, rest, last, requester, internal, limit)
+		query := searchSQLs[b2i(internal)][b2i(strings.Contains(q, `"`))]
+		// Plan each search with its own words: how common they are decides
+		// between the GIN index and the newest-first scan.
+		if _, err := tx.Exec(ctx, `SET LOCAL plan_cache_mode = force_custom_plan`); err != nil {
+			return fmt.Errorf("search: %w", err)
+		}
+		rows, err := tx.Query(ctx, query, q, rest, last, requester, limit)
 		if err != nil {
 			return fmt.Errorf("search: %w", err)
 		}
@@ -231,30 +238,58 @@ func (s *Service) Search(ctx context.Context, sub authz.Subject, t *tenancy.Tena
 	return hits, err
 }
 
-// searchSQL: $1 query, $2 query without its last word, $3 last word for
-// prefix matching (” for none; letters and digits only, so it cannot carry
-// tsquery operators), $4 requester filter (” for none), $5 include internal
-// notes, $6 limit. Snippets are computed for the returned page only.
-const searchSQL = `
-WITH q AS (
-	SELECT websearch_to_tsquery('english', $1) AS main,
-		CASE WHEN $3 = '' THEN websearch_to_tsquery('english', $1)
-		     ELSE websearch_to_tsquery('english', $2) && to_tsquery('english', $3 || ':*') END AS pre
-), hits AS (
-	SELECT d.*, CASE WHEN $5 THEN d.doc_all ELSE d.doc_public END AS doc
+// maxCandidates bounds how many matches are ranked: a query matching more
+// ranks only its most recent maxCandidates matches (found newest-first on the
+// number index), which keeps common words as fast as rare ones. Measured at
+// 100,000 tickets: ranking 2,000 candidates costs 25 ms for a word in 5% of
+// tickets, 500 costs 7 ms.
+const maxCandidates = 500
+
+// tsqueryExpr is the query: $1 in websearch syntax, or-ed with a prefix
+// match of its last word ($2 the rest, $3 the word; letters and digits only,
+// so it cannot carry tsquery operators). It is written inline, not in a CTE,
+// so that with a custom plan it folds to a constant the planner can estimate.
+const tsqueryExpr = `(websearch_to_tsquery('english', $1) || CASE WHEN $3 = '' THEN ''::tsquery
+	ELSE websearch_to_tsquery('english', $2) && to_tsquery('english', $3 || ':*') END)`
+
+// searchSQL builds the query over one document column (doc_all for staff,
+// doc_public for customers); $4 is the requester filter (empty for none), $5
+// the limit. Title matches sort first (doc_title is stored, not re-parsed);
+// snippets are computed for the returned page only. newest orders the
+// candidates: "d.number" lets the planner walk the number index newest-first
+// (best for common words); "d.number + 0" steers it to the GIN index, for
+// phrases, which PostgreSQL estimates as if they were as common as their words.
+func searchSQL(doc, extraText, newest string) string {
+	return `
+WITH candidates AS (
+	SELECT d.number, d.title, d.status, d.body, d.public_text` + extraText + ` AS more, d.doc_title, d.` + doc + ` AS doc
 	FROM search_docs d
-	WHERE ($4 = '' OR lower(d.requester_email) = lower($4))
+	WHERE d.` + doc + ` @@ ` + tsqueryExpr + ` AND ($4 = '' OR lower(d.requester_email) = lower($4))
+	ORDER BY ` + newest + ` DESC
+	LIMIT ` + strconv.Itoa(maxCandidates) + `
 ), ranked AS (
-	SELECT h.number, h.title, h.status, h.body, h.public_text, h.internal_text,
-		(to_tsvector('english', h.title) @@ (q.main || q.pre))::int AS title_hit,
-		ts_rank(h.doc, q.main || q.pre) AS rank, q.main || q.pre AS query
-	FROM hits h, q
-	WHERE (NOT $5 AND h.doc_public @@ (q.main || q.pre)) OR ($5 AND h.doc_all @@ (q.main || q.pre))
-	ORDER BY title_hit DESC, rank DESC, h.number DESC
-	LIMIT $6
+	SELECT number, title, status, body, more, (doc_title @@ ` + tsqueryExpr + `)::int AS title_hit,
+		ts_rank(doc, ` + tsqueryExpr + `) AS rank
+	FROM candidates
+	ORDER BY title_hit DESC, rank DESC, number DESC
+	LIMIT $5
 )
 SELECT number, title, status,
-	ts_headline('english', title || ' — ' || body || ' ' || public_text || CASE WHEN $5 THEN ' ' || internal_text ELSE '' END,
-		query, 'MaxFragments=2, MaxWords=20, MinWords=6, StartSel=<mark>, StopSel=</mark>'),
+	ts_headline('english', title || ' — ' || body || ' ' || more, ` + tsqueryExpr + `,
+		'MaxFragments=2, MaxWords=20, MinWords=6, StartSel=<mark>, StopSel=</mark>'),
 	(title_hit + rank)::float8
 FROM ranked ORDER BY title_hit DESC, rank DESC, number DESC`
+}
+
+// searchSQLs holds the statements by [staff][phrase].
+var searchSQLs = [2][2]string{
+	{searchSQL("doc_public", "", "d.number"), searchSQL("doc_public", "", "d.number + 0")},
+	{searchSQL("doc_all", " || ' ' || d.internal_text", "d.number"), searchSQL("doc_all", " || ' ' || d.internal_text", "d.number + 0")},
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

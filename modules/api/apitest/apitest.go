@@ -4,6 +4,7 @@ package apitest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -33,10 +34,14 @@ type Server struct {
 	*httptest.Server
 	Reg *tenancy.Registry
 	App *api.App
+	// DatabaseURL is the test database, for assertions made as its owner.
+	DatabaseURL string
 	// Logs holds every log line the server wrote.
 	Logs *SyncBuffer
-	seq  atomic.Int64
-	log  *slog.Logger
+	// Metrics is the application's Prometheus registry.
+	Metrics *obs.Metrics
+	seq     atomic.Int64
+	log     *slog.Logger
 }
 
 // SyncBuffer is a bytes.Buffer safe for concurrent writers and readers.
@@ -61,7 +66,12 @@ func (b *SyncBuffer) String() string {
 // New starts the API; cfg may adjust the configuration (nil for defaults).
 func New(t testing.TB, cfg func(*api.Config)) *Server {
 	t.Helper()
-	reg := tenancytest.New(t, nil)
+	dsn := tenancytest.NewDatabase(t)
+	reg, err := tenancy.Open(context.Background(), tenancy.Config{DatabaseURL: dsn, MaxConns: 8})
+	if err != nil {
+		t.Fatalf("open registry: %v", err)
+	}
+	t.Cleanup(reg.Close)
 	c := api.Config{
 		// Real argon2id at a low cost so that suites stay fast.
 		Members:     members.Config{Argon: members.ArgonParams{MemoryKiB: 1024, Time: 1, Threads: 1}},
@@ -87,7 +97,7 @@ func New(t testing.TB, cfg func(*api.Config)) *Server {
 	}
 	srv := httptest.NewServer(app.Handler)
 	t.Cleanup(srv.Close)
-	return &Server{Server: srv, Reg: reg, App: app, Logs: logs, log: log}
+	return &Server{Server: srv, Reg: reg, App: app, DatabaseURL: dsn, Logs: logs, Metrics: metrics, log: log}
 }
 
 // Resp is a decoded response.
