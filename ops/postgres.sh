@@ -9,7 +9,25 @@ port=${PGPORT:-5432}
 
 ready() { command -v pg_isready >/dev/null && pg_isready -q -h "$host" -p "$port"; }
 
+# Tier moves copy tenants with logical replication, which needs wal_level=logical.
+ensure_logical() {
+  level=$(psql -h "$host" -p "$port" -U postgres -Atc 'SHOW wal_level' postgres)
+  if [ "$level" != "logical" ]; then
+    echo "ops/postgres.sh: setting wal_level=logical and restarting PostgreSQL" >&2
+    psql -h "$host" -p "$port" -U postgres -qc 'ALTER SYSTEM SET wal_level = logical' postgres
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    pg_ctlcluster --skip-systemctl-redirect "$version" main restart
+    for _ in $(seq 1 60); do
+      ready && return 0
+      sleep 0.5
+    done
+    echo "ops/postgres.sh: PostgreSQL did not come back after the restart" >&2
+    return 1
+  fi
+}
+
 if ready; then
+  ensure_logical
   exit 0
 fi
 
@@ -36,6 +54,7 @@ pg_ctlcluster --skip-systemctl-redirect "$version" main start || pg_ctlcluster -
 
 for _ in $(seq 1 60); do
   if ready; then
+    ensure_logical
     exit 0
   fi
   sleep 0.5

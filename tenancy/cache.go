@@ -123,10 +123,17 @@ func (r *Registry) listenOnce(ctx context.Context) error {
 	}()
 	r.cache.forget("")
 	for {
-		n, err := conn.Conn().WaitForNotification(ctx)
-		if err != nil {
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		n, err := conn.Conn().WaitForNotification(wctx)
+		cancel()
+		switch {
+		case err == nil:
+			r.cache.forget(n.Payload)
+		case ctx.Err() == nil && wctx.Err() != nil:
+			// A quiet minute: a good time to close pools nobody uses.
+			r.closeIdlePools()
+		default:
 			return fmt.Errorf("wait for notification: %w", err)
 		}
-		r.cache.forget(n.Payload)
 	}
 }

@@ -58,12 +58,21 @@ func (r *Registry) ByID(ctx context.Context, id uuid.UUID) (*Tenant, error) {
 	if t, ok := r.cache.get("id:" + id.String()); ok {
 		return t, nil
 	}
+	t, err := r.lookupID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	r.cache.put("id:"+id.String(), t)
+	return t, nil
+}
+
+// lookupID reads a servable tenant by id from the control plane, bypassing the cache.
+func (r *Registry) lookupID(ctx context.Context, id uuid.UUID) (*Tenant, error) {
 	t, err := scanTenant(r.control.QueryRow(ctx,
 		`SELECT `+tenantColumns+` FROM control.tenants WHERE id = $1 AND status IN ('active', 'suspended')`, id))
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: %w", id, err)
 	}
-	r.cache.put("id:"+id.String(), t)
 	return t, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // staleProvisioning is how long a 'provisioning' row may sit before another
@@ -19,6 +20,9 @@ const staleProvisioning = 10 * time.Minute
 type ProvisionParams struct {
 	Slug string
 	Name string
+	// DatabaseID places the tenant in a registered database (AddDatabase);
+	// empty picks the shared database with the fewest tenants.
+	DatabaseID string
 	// Init runs in the new tenant's scoped transaction before the tenant is
 	// routable (e.g. to create the first owner). Its failure undoes everything.
 	Init func(ctx context.Context, tx Tx) error
@@ -31,9 +35,13 @@ type ProvisionParams struct {
 // tenant is ever visible and the slug can be retried.
 func (r *Registry) Provision(ctx context.Context, p ProvisionParams) (*Tenant, error) {
 	id := uuid.New()
+	db, tier, err := r.placeNew(ctx, p.DatabaseID)
+	if err != nil {
+		return nil, fmt.Errorf("provision %q: %w", p.Slug, err)
+	}
 	t := &Tenant{
-		ID: id, Slug: p.Slug, Name: p.Name, Tier: TierShared, Status: StatusProvisioning,
-		DatabaseID: "main", Schema: schemaName(id), Role: roleName(id),
+		ID: id, Slug: p.Slug, Name: p.Name, Tier: tier, Status: StatusProvisioning,
+		DatabaseID: db, Schema: schemaName(id), Role: roleName(id),
 	}
 	if err := r.claimSlug(ctx, t); err != nil {
 		return nil, fmt.Errorf("provision %q: %w", p.Slug, err)
@@ -48,6 +56,57 @@ func (r *Registry) Provision(ctx context.Context, p ProvisionParams) (*Tenant, e
 	}
 	r.audit(ctx, t, "tenant.provisioned", map[string]any{"tier": t.Tier, "database": t.DatabaseID})
 	return t, nil
+}
+
+// placeNew chooses the database of a new tenant: the one asked for, or the
+// shared database holding the fewest tenants.
+func (r *Registry) placeNew(ctx context.Context, databaseID string) (string, string, error) {
+	if databaseID != "" {
+		var kind string
+		err := r.control.QueryRow(ctx, `SELECT kind FROM control.databases WHERE id = $1`, databaseID).Scan(&kind)
+		if err != nil {
+			return "", "", fmt.Errorf("database %q: %w", databaseID, err)
+		}
+		return databaseID, kind, nil
+	}
+	var id string
+	err := r.control.QueryRow(ctx, `SELECT d.id FROM control.databases d LEFT JOIN control.tenants t ON t.database_id = d.id
+		WHERE d.kind = 'shared' GROUP BY d.id ORDER BY count(t.id), d.id LIMIT 1`).Scan(&id)
+	if err != nil {
+		return "", "", fmt.Errorf("choose shared database: %w", err)
+	}
+	return id, TierShared, nil
+}
+
+// AddDatabase registers a database that can hold tenant schemas. url is
+// stored encrypted (PATCHDESK_SECRET_KEY) or, given as env:VAR, as that
+// reference; the database is reached and its infra schema migrated first.
+func (r *Registry) AddDatabase(ctx context.Context, id, kind, url string) error {
+	if kind != TierShared && kind != TierDedicated {
+		return fmt.Errorf("add database %q: kind must be shared or dedicated", id)
+	}
+	ref, err := dsnReference(url)
+	if err != nil {
+		return fmt.Errorf("add database %q: %w", id, err)
+	}
+	dsn, _ := resolveDSN(ref)
+	if err := EnsureDatabase(ctx, dsn); err != nil {
+		return fmt.Errorf("add database %q: %w", id, err)
+	}
+	if _, err := r.control.Exec(ctx, `INSERT INTO control.databases (id, kind, dsn_ref) VALUES ($1, $2, $3)
+		ON CONFLICT (id) DO UPDATE SET dsn_ref = EXCLUDED.dsn_ref`, id, kind, ref); err != nil {
+		return fmt.Errorf("add database %q: %w", id, err)
+	}
+	r.mu.Lock()
+	if p, ok := r.pools[id]; ok && p != r.control {
+		p.Close()
+		delete(r.pools, id)
+	}
+	r.mu.Unlock()
+	if _, err := r.pool(ctx, id); err != nil {
+		return fmt.Errorf("add database %q: %w", id, err)
+	}
+	return nil
 }
 
 // claimSlug inserts the 'provisioning' row, first clearing a failed or
@@ -88,25 +147,7 @@ func (r *Registry) build(ctx context.Context, t *Tenant, initFn func(context.Con
 	if err != nil {
 		return err
 	}
-	schema, role := pgx.Identifier{t.Schema}.Sanitize(), pgx.Identifier{t.Role}.Sanitize()
-	ddl := []string{
-		`CREATE ROLE ` + role + ` NOLOGIN`,
-		`GRANT ` + role + ` TO CURRENT_USER`,
-		`GRANT ` + tenantGroupRole + ` TO ` + role,
-		`CREATE SCHEMA ` + schema,
-		`GRANT USAGE ON SCHEMA ` + schema + ` TO ` + role,
-		`ALTER DEFAULT PRIVILEGES IN SCHEMA ` + schema + ` GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ` + role,
-		`ALTER DEFAULT PRIVILEGES IN SCHEMA ` + schema + ` GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO ` + role,
-	}
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		for _, stmt := range ddl {
-			if _, err := tx.Exec(ctx, stmt); err != nil {
-				return fmt.Errorf("create schema and role: %w", err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := createSchemaAndRole(ctx, pool, t); err != nil {
 		return err
 	}
 	if t.SchemaVersion, err = r.migrateSchema(ctx, t); err != nil {
@@ -124,6 +165,35 @@ func (r *Registry) build(ctx context.Context, t *Tenant, initFn func(context.Con
 		return fmt.Errorf("activate tenant: %w", err)
 	}
 	return nil
+}
+
+// createSchemaAndRole creates the tenant's role (unless the cluster already
+// has it, as when a move targets the same server) and its schema.
+func createSchemaAndRole(ctx context.Context, pool *pgxpool.Pool, t *Tenant) error {
+	schema, role := pgx.Identifier{t.Schema}.Sanitize(), pgx.Identifier{t.Role}.Sanitize()
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, t.Role).Scan(&exists); err != nil {
+			return fmt.Errorf("find role: %w", err)
+		}
+		ddl := []string{
+			`GRANT ` + role + ` TO CURRENT_USER`,
+			`GRANT ` + tenantGroupRole + ` TO ` + role,
+			`CREATE SCHEMA ` + schema,
+			`GRANT USAGE ON SCHEMA ` + schema + ` TO ` + role,
+			`ALTER DEFAULT PRIVILEGES IN SCHEMA ` + schema + ` GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ` + role,
+			`ALTER DEFAULT PRIVILEGES IN SCHEMA ` + schema + ` GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO ` + role,
+		}
+		if !exists {
+			ddl = append([]string{`CREATE ROLE ` + role + ` NOLOGIN`}, ddl...)
+		}
+		for _, stmt := range ddl {
+			if _, err := tx.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("create schema and role: %w", err)
+			}
+		}
+		return nil
+	})
 }
 
 // dropTenant removes a tenant's schema, role and control row. Every step

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -22,8 +20,12 @@ import (
 type Config struct {
 	// DatabaseURL is the control database; it also hosts the default shared tier.
 	DatabaseURL string
-	// MaxConns bounds each database pool (default 20).
+	// MaxConns bounds the control/shared database pool (default 20).
 	MaxConns int32
+	// DedicatedMaxConns bounds each dedicated database's pool (default 5).
+	DedicatedMaxConns int32
+	// PoolIdle closes a dedicated database's pool unused for this long (default 10m).
+	PoolIdle time.Duration
 	// CacheTTL bounds how long a placement is served from memory without a
 	// change notification (default 30s).
 	CacheTTL time.Duration
@@ -43,14 +45,17 @@ type Registry struct {
 	latest  int64 // newest tenant migration version known to this binary
 	cache   *placementCache
 
-	mu    sync.Mutex
-	pools map[string]*pgxpool.Pool
+	mu       sync.Mutex
+	pools    map[string]*pgxpool.Pool
+	lastUsed map[string]time.Time
 }
 
 // Open connects to the control database, applies pending control migrations
 // (under an advisory lock, so replicas may start together) and returns a Registry.
 func Open(ctx context.Context, cfg Config) (*Registry, error) {
 	cfg.MaxConns = cmp.Or(cfg.MaxConns, 20)
+	cfg.DedicatedMaxConns = cmp.Or(cfg.DedicatedMaxConns, 5)
+	cfg.PoolIdle = cmp.Or(cfg.PoolIdle, 10*time.Minute)
 	cfg.CacheTTL = cmp.Or(cfg.CacheTTL, 30*time.Second)
 	cfg.CacheSize = cmp.Or(cfg.CacheSize, 10_000)
 	if cfg.TenantMigrations == nil {
@@ -71,12 +76,13 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 		return nil, fmt.Errorf("open registry: %w", err)
 	}
 	r := &Registry{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		control: pool,
-		latest:  latest,
-		cache:   newPlacementCache(cfg.CacheSize, cfg.CacheTTL),
-		pools:   map[string]*pgxpool.Pool{},
+		cfg:      cfg,
+		log:      cfg.Logger,
+		control:  pool,
+		latest:   latest,
+		cache:    newPlacementCache(cfg.CacheSize, cfg.CacheTTL),
+		pools:    map[string]*pgxpool.Pool{},
+		lastUsed: map[string]time.Time{},
 	}
 	if err := r.migrateControl(ctx); err != nil {
 		pool.Close()
@@ -107,6 +113,32 @@ func newPool(ctx context.Context, dsn string, maxConns int32) (*pgxpool.Pool, er
 	return pool, nil
 }
 
+// closeIdlePools closes pools of dedicated databases unused for PoolIdle;
+// they reopen on the next request.
+func (r *Registry) closeIdlePools() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, p := range r.pools {
+		if p != r.control && time.Since(r.lastUsed[id]) > r.cfg.PoolIdle {
+			p.Close()
+			delete(r.pools, id)
+		}
+	}
+}
+
+// OpenPools reports how many database pools are open (the control pool included).
+func (r *Registry) OpenPools() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 1
+	for _, p := range r.pools {
+		if p != r.control {
+			n++
+		}
+	}
+	return n
+}
+
 // Close closes every pool.
 func (r *Registry) Close() {
 	r.mu.Lock()
@@ -133,6 +165,7 @@ func (r *Registry) Ping(ctx context.Context) error {
 func (r *Registry) pool(ctx context.Context, databaseID string) (*pgxpool.Pool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.lastUsed[databaseID] = time.Now()
 	if p, ok := r.pools[databaseID]; ok {
 		return p, nil
 	}
@@ -149,7 +182,7 @@ func (r *Registry) pool(ctx context.Context, databaseID string) (*pgxpool.Pool, 
 	if err != nil {
 		return nil, fmt.Errorf("database %q: %w", databaseID, err)
 	}
-	p, err := newPool(ctx, dsn, r.cfg.MaxConns)
+	p, err := newPool(ctx, dsn, r.cfg.DedicatedMaxConns)
 	if err != nil {
 		return nil, fmt.Errorf("database %q: %w", databaseID, err)
 	}
@@ -159,19 +192,6 @@ func (r *Registry) pool(ctx context.Context, databaseID string) (*pgxpool.Pool, 
 	}
 	r.pools[databaseID] = p
 	return p, nil
-}
-
-// resolveDSN turns a stored reference into a DSN; passwords live only in the environment.
-func resolveDSN(ref string) (string, error) {
-	name, ok := strings.CutPrefix(ref, "env:")
-	if !ok {
-		return "", fmt.Errorf("unsupported dsn reference %q", ref)
-	}
-	dsn := os.Getenv(name)
-	if dsn == "" {
-		return "", fmt.Errorf("environment variable %s is not set", name)
-	}
-	return dsn, nil
 }
 
 const tenantColumns = `id, slug, name, tier, status, database_id, schema_name, role_name, schema_version, created_at, updated_at`

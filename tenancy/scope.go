@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -60,11 +61,66 @@ func (r *Registry) Tx(ctx context.Context, t *Tenant, fn func(ctx context.Contex
 		return fmt.Errorf("tenant transaction: %w", err)
 	}
 	err = scopedRun(ctx, pool, t, fn)
-	if isCachedPlanError(err) {
+	switch {
+	case isCachedPlanError(err):
 		err = scopedRun(ctx, pool, t, fn)
+	case isSealedError(err):
+		// The tenant's copy here was sealed by a tier move: follow it.
+		moved, merr := r.followMove(ctx, t)
+		if merr != nil {
+			return errors.Join(err, merr)
+		}
+		if pool, err = r.pool(ctx, moved.DatabaseID); err != nil {
+			return fmt.Errorf("tenant transaction: %w", err)
+		}
+		err = scopedRun(ctx, pool, moved, fn)
 	}
 	return err
 }
+
+// isSealedError reports a failure that a sealed or retired copy causes: the
+// tenant's role lost its rights (42501), so the schema left its search_path
+// and its tables are not found (42P01), or the schema was renamed (3F000).
+// followMove then tells a move from a real error.
+func isSealedError(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "42501" || pgErr.Code == "42P01" || pgErr.Code == "3F000")
+}
+
+// followMove waits (bounded) for the tenant's placement to change from t's,
+// as it does right after a move seals the old copy, and returns the new one.
+func (r *Registry) followMove(ctx context.Context, t *Tenant) (*Tenant, error) {
+	deadline := time.Now().Add(moveWait)
+	for {
+		fresh, err := r.lookupID(ctx, t.ID)
+		if err != nil {
+			return nil, err
+		}
+		if fresh.DatabaseID != t.DatabaseID || fresh.Schema != t.Schema {
+			r.cache.forget(t.Slug)
+			return fresh, nil
+		}
+		var moving bool
+		if err := r.control.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM control.tenant_moves
+			WHERE tenant_id = $1 AND state NOT IN ('done', 'aborted'))`, t.ID).Scan(&moving); err != nil {
+			return nil, fmt.Errorf("tenant %s: %w", t.Slug, err)
+		}
+		if !moving {
+			return nil, fmt.Errorf("tenant %s: no move in progress", t.Slug)
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("tenant %s: %w", t.Slug, ErrTenantMoving)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// moveWait bounds how long a request waits for a move's switch to complete.
+const moveWait = 2 * time.Second
 
 func scopedRun(ctx context.Context, pool *pgxpool.Pool, t *Tenant, fn func(ctx context.Context, tx Tx) error) (err error) {
 	tx, err := pool.Begin(ctx)

@@ -28,10 +28,11 @@ const (
 
 // Errors returned by the registry and the router; the HTTP layer maps them to problem+json.
 var (
-	ErrTenantNotFound  = errors.New("tenant not found")                // 404
-	ErrTenantSuspended = errors.New("tenant suspended")                // 403
-	ErrTenantBehind    = errors.New("tenant schema is being migrated") // 503
-	ErrSlugTaken       = errors.New("slug already taken")              // 409
+	ErrTenantNotFound  = errors.New("tenant not found")                     // 404
+	ErrTenantSuspended = errors.New("tenant suspended")                     // 403
+	ErrTenantBehind    = errors.New("tenant schema is being migrated")      // 503
+	ErrSlugTaken       = errors.New("slug already taken")                   // 409
+	ErrTenantMoving    = errors.New("tenant is being moved; retry shortly") // 503
 )
 
 // Tenant is one row of control.tenants: who the tenant is and where its data lives.

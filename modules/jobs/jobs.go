@@ -108,25 +108,37 @@ func (q *Queue) client(ctx context.Context, databaseID string) (*river.Client[pg
 	return c, nil
 }
 
-// Run works the jobs of every database until ctx ends, then stops the
-// clients, letting jobs in progress finish.
+// Run works the jobs of every database until ctx ends, picking up databases
+// added later (tier moves), then stops the clients, letting jobs in progress
+// finish.
 func (q *Queue) Run(ctx context.Context) error {
-	ids, err := q.dbs.Databases(ctx)
-	if err != nil {
-		return err
-	}
-	var started []*river.Client[pgx.Tx]
-	for _, id := range ids {
-		c, err := q.client(ctx, id)
-		if err != nil {
-			return err
+	started := map[string]*river.Client[pgx.Tx]{}
+	for {
+		ids, err := q.dbs.Databases(ctx)
+		if err != nil && ctx.Err() == nil {
+			q.cfg.Log.Warn("jobs: list databases", "err", err)
 		}
-		if err := c.Start(context.WithoutCancel(ctx)); err != nil {
-			return fmt.Errorf("start job client for %s: %w", id, err)
+		for _, id := range ids {
+			if started[id] != nil {
+				continue
+			}
+			c, err := q.client(ctx, id)
+			if err == nil {
+				err = c.Start(context.WithoutCancel(ctx))
+			}
+			if err != nil {
+				q.cfg.Log.Warn("jobs: start client", "database", id, "err", err)
+				continue
+			}
+			started[id] = c
 		}
-		started = append(started, c)
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+			continue
+		}
+		break
 	}
-	<-ctx.Done()
 	stopCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	for _, c := range started {

@@ -113,7 +113,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(30 * time.Second):
+		case <-time.After(5 * time.Second): // a tier move may have added a database
 		}
 	}
 }

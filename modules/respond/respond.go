@@ -54,6 +54,7 @@ var statusOf = []struct {
 	{ErrRateLimited, http.StatusTooManyRequests},
 	{ErrUnavailable, http.StatusServiceUnavailable},
 	{tenancy.ErrTenantBehind, http.StatusServiceUnavailable},
+	{tenancy.ErrTenantMoving, http.StatusServiceUnavailable},
 }
 
 // Error maps err to a problem+json response. Errors that match no sentinel

@@ -1,0 +1,733 @@
+package tenancy
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Move states, in order. A move interrupted in any state can be resumed
+// (each step is idempotent) or, before "switched", aborted.
+const (
+	MoveCreated     = "created"      // recorded; nothing built yet
+	MoveTargetReady = "target_ready" // schema, role and migrations exist in the target, empty
+	MoveReplicating = "replicating"  // publication, slot and subscription exist; initial copy running
+	MoveSynced      = "synced"       // initial copy done; changes stream continuously
+	MoveSwitched    = "switched"     // placement flipped; the source copy is sealed
+	MoveCleaned     = "cleaned"      // replication removed; the source copy retired
+	MoveDone        = "done"
+	MoveAborted     = "aborted"
+)
+
+// markerTable is replicated with the tenant's tables during a move: a token
+// written to it once the freeze holds the tenant's locks proves, when it
+// shows up in the target, that every earlier commit has been applied there.
+const markerTable = "_patchdesk_move_marker"
+
+// MoveOptions tunes a move.
+type MoveOptions struct {
+	// Retain keeps the retired source copy this long before it is dropped (default 24h).
+	Retain time.Duration
+	// SyncTimeout bounds the initial copy (default 1h).
+	SyncTimeout time.Duration
+	// CatchUpTimeout bounds the wait for the last changes while writes are frozen (default 5s).
+	CatchUpTimeout time.Duration
+	// Fault, for tests, runs before each step and may fail it, as a crash there would.
+	Fault func(step string) error
+	Log   *slog.Logger
+}
+
+func (o *MoveOptions) defaults() {
+	o.Retain = cmp.Or(o.Retain, 24*time.Hour)
+	o.SyncTimeout = cmp.Or(o.SyncTimeout, time.Hour)
+	o.CatchUpTimeout = cmp.Or(o.CatchUpTimeout, 5*time.Second)
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+}
+
+// Move is one row of control.tenant_moves.
+type Move struct {
+	ID       int64     `json:"id"`
+	TenantID uuid.UUID `json:"tenant_id"`
+	Slug     string    `json:"slug"`
+	From     string    `json:"from_database"`
+	To       string    `json:"to_database"`
+	State    string    `json:"state"`
+	FreezeMS *int      `json:"freeze_ms"`
+	Error    *string   `json:"error"`
+}
+
+func (m *Move) name() string { return "pd_move_" + strconv.FormatInt(m.ID, 10) }
+
+// ErrMoveFinished refuses to abort a move whose switch already happened.
+var ErrMoveFinished = errors.New("the move has switched; move the tenant back instead")
+
+// StartMove moves a tenant to another registered database while it keeps
+// serving, and runs the move to completion.
+func (r *Registry) StartMove(ctx context.Context, slug, toDatabaseID string, opts MoveOptions) (*Move, error) {
+	t, err := r.Lookup(ctx, slug)
+	if err != nil {
+		return nil, err
+	}
+	if t.DatabaseID == toDatabaseID {
+		return nil, fmt.Errorf("move %s: already in database %s", slug, toDatabaseID)
+	}
+	if t.SchemaVersion != r.latest {
+		return nil, fmt.Errorf("move %s: schema at version %d, not %d: run migrate first", slug, t.SchemaVersion, r.latest)
+	}
+	var id int64
+	err = r.control.QueryRow(ctx, `INSERT INTO control.tenant_moves (tenant_id, from_database, to_database, state)
+		VALUES ($1, $2, $3, $4) RETURNING id`, t.ID, t.DatabaseID, toDatabaseID, MoveCreated).Scan(&id)
+	if isUniqueViolation(err) {
+		return nil, fmt.Errorf("move %s: another move of this tenant is unfinished; resume or abort it", slug)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("move %s: %w", slug, err)
+	}
+	r.audit(ctx, t, "tenant.move_started", map[string]any{"move": id, "from": t.DatabaseID, "to": toDatabaseID})
+	return r.ResumeMove(ctx, id, opts)
+}
+
+// LoadMove reads a move.
+func (r *Registry) LoadMove(ctx context.Context, id int64) (*Move, error) {
+	var m Move
+	err := r.control.QueryRow(ctx, `SELECT m.id, m.tenant_id, t.slug, m.from_database, m.to_database, m.state, m.freeze_ms, m.error
+		FROM control.tenant_moves m JOIN control.tenants t ON t.id = m.tenant_id WHERE m.id = $1`, id).
+		Scan(&m.ID, &m.TenantID, &m.Slug, &m.From, &m.To, &m.State, &m.FreezeMS, &m.Error)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("move %d not found", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load move %d: %w", id, err)
+	}
+	return &m, nil
+}
+
+func (r *Registry) setMoveState(ctx context.Context, m *Move, state string) error {
+	if _, err := r.control.Exec(ctx, `UPDATE control.tenant_moves SET state = $2, error = NULL, updated_at = now() WHERE id = $1`,
+		m.ID, state); err != nil {
+		return fmt.Errorf("record move state: %w", err)
+	}
+	m.State = state
+	return nil
+}
+
+func (r *Registry) moveFailed(ctx context.Context, m *Move, cause error) {
+	msg := cause.Error()
+	_, _ = r.control.Exec(context.WithoutCancel(ctx), `UPDATE control.tenant_moves SET error = $2, updated_at = now() WHERE id = $1`, m.ID, msg)
+}
+
+// moveEnv is what the steps of a move work with.
+type moveEnv struct {
+	m        *Move
+	t        *Tenant // the tenant as placed in the source
+	src, tgt *pgxpool.Pool
+	tables   []string // the tenant's tables, without the marker
+	opts     MoveOptions
+}
+
+// ResumeMove continues a move from its recorded state to the end.
+func (r *Registry) ResumeMove(ctx context.Context, id int64, opts MoveOptions) (*Move, error) {
+	opts.defaults()
+	m, err := r.LoadMove(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	steps := []struct {
+		from, to, name string
+		run            func(context.Context, *moveEnv) error
+	}{
+		{MoveCreated, MoveTargetReady, "prepare target", r.prepareTarget},
+		{MoveTargetReady, MoveReplicating, "start replication", r.startReplication},
+		{MoveReplicating, MoveSynced, "initial copy", r.waitSynced},
+		{MoveSynced, MoveSwitched, "switch", r.freezeAndSwitch},
+		{MoveSwitched, MoveCleaned, "clean up", r.cleanUp},
+	}
+	for _, st := range steps {
+		if m.State != st.from {
+			continue
+		}
+		env, err := r.moveEnv(ctx, m, opts)
+		if err == nil && opts.Fault != nil {
+			err = opts.Fault(st.from)
+		}
+		if err == nil {
+			opts.Log.InfoContext(ctx, "move step", "move", m.ID, "tenant", m.Slug, "step", st.name)
+			err = st.run(ctx, env)
+		}
+		if err == nil && st.to != MoveSwitched { // the switch records its own state atomically with the flip
+			err = r.setMoveState(ctx, m, st.to)
+		}
+		if err != nil {
+			r.moveFailed(ctx, m, err)
+			return m, fmt.Errorf("move %d (%s) at %s: %w", m.ID, m.Slug, st.name, err)
+		}
+		m.State = st.to
+	}
+	if m.State == MoveCleaned {
+		if err := r.setMoveState(ctx, m, MoveDone); err != nil {
+			return m, err
+		}
+		t, _ := r.lookupID(ctx, m.TenantID)
+		if t != nil {
+			r.audit(ctx, t, "tenant.moved", map[string]any{"move": m.ID, "from": m.From, "to": m.To, "freeze_ms": m.FreezeMS})
+		}
+	}
+	return r.LoadMove(ctx, id)
+}
+
+func (r *Registry) moveEnv(ctx context.Context, m *Move, opts MoveOptions) (*moveEnv, error) {
+	t, err := r.lookupID(ctx, m.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	src, err := r.pool(ctx, m.From)
+	if err != nil {
+		return nil, err
+	}
+	tgt, err := r.pool(ctx, m.To)
+	if err != nil {
+		return nil, err
+	}
+	// Before the switch the tenant lives in From; afterwards in To.
+	home := src
+	if t.DatabaseID == m.To {
+		home = tgt
+	}
+	rows, err := home.Query(ctx, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname <> $2 ORDER BY c.relname`, t.Schema, markerTable)
+	if err != nil {
+		return nil, fmt.Errorf("list tenant tables: %w", err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list tenant tables: %w", err)
+	}
+	return &moveEnv{m: m, t: t, src: src, tgt: tgt, tables: tables, opts: opts}, nil
+}
+
+func (e *moveEnv) qualified(table string) string { return pgx.Identifier{e.t.Schema, table}.Sanitize() }
+
+func (e *moveEnv) tableList() string {
+	q := make([]string, len(e.tables))
+	for i, tb := range e.tables {
+		q[i] = e.qualified(tb)
+	}
+	return strings.Join(q, ", ")
+}
+
+// prepareTarget builds an empty copy of the tenant's schema in the target:
+// role, schema, migrations at the same version, tables emptied (the initial
+// copy brings their rows), and the marker table.
+func (r *Registry) prepareTarget(ctx context.Context, e *moveEnv) error {
+	if err := dropSubscription(ctx, e.tgt, e.m.name()); err != nil {
+		return err
+	}
+	if _, err := e.tgt.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{e.t.Schema}.Sanitize()+` CASCADE`); err != nil {
+		return fmt.Errorf("clear target schema: %w", err)
+	}
+	if err := createSchemaAndRole(ctx, e.tgt, e.t); err != nil {
+		return err
+	}
+	if _, err := runGoose(ctx, poolDSN(e.tgt), e.t.Schema, r.cfg.TenantMigrations, lockID(e.t.ID)); err != nil {
+		return fmt.Errorf("migrate target schema: %w", err)
+	}
+	schema, role := pgx.Identifier{e.t.Schema}.Sanitize(), pgx.Identifier{e.t.Role}.Sanitize()
+	return pgx.BeginFunc(ctx, e.tgt, func(tx pgx.Tx) error {
+		// Replica mode: the append-only triggers must not stop this TRUNCATE.
+		stmts := []string{
+			`SET LOCAL session_replication_role = replica`,
+			`REVOKE ALL ON ` + pgx.Identifier{e.t.Schema, "goose_db_version"}.Sanitize() + ` FROM ` + role,
+			`TRUNCATE ` + e.tableList(),
+			`CREATE TABLE ` + schema + `.` + markerTable + ` (id int PRIMARY KEY, token uuid NOT NULL)`,
+			`REVOKE ALL ON ` + schema + `.` + markerTable + ` FROM ` + role,
+		}
+		for _, s := range stmts {
+			if _, err := tx.Exec(ctx, s); err != nil {
+				return fmt.Errorf("prepare target: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// startReplication publishes the tenant's schema from the source and
+// subscribes the target to it. The slot is created separately because a
+// subscription cannot create its slot on the server it runs on.
+func (r *Registry) startReplication(ctx context.Context, e *moveEnv) error {
+	name := e.m.name()
+	schema, role := pgx.Identifier{e.t.Schema}.Sanitize(), pgx.Identifier{e.t.Role}.Sanitize()
+	src := []string{
+		`CREATE TABLE IF NOT EXISTS ` + schema + `.` + markerTable + ` (id int PRIMARY KEY, token uuid NOT NULL)`,
+		`REVOKE ALL ON ` + schema + `.` + markerTable + ` FROM ` + role,
+	}
+	for _, s := range src {
+		if _, err := e.src.Exec(ctx, s); err != nil {
+			return fmt.Errorf("prepare source: %w", err)
+		}
+	}
+	var exists bool
+	if err := e.src.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)`, name).Scan(&exists); err != nil {
+		return fmt.Errorf("find publication: %w", err)
+	}
+	if !exists {
+		if _, err := e.src.Exec(ctx, `CREATE PUBLICATION `+name+` FOR TABLES IN SCHEMA `+schema); err != nil {
+			return fmt.Errorf("create publication: %w", err)
+		}
+	}
+	if err := e.src.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`, name).Scan(&exists); err != nil {
+		return fmt.Errorf("find slot: %w", err)
+	}
+	if !exists {
+		if _, err := e.src.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, name); err != nil {
+			return fmt.Errorf("create replication slot: %w", err)
+		}
+	}
+	if err := e.tgt.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_subscription WHERE subname = $1)`, name).Scan(&exists); err != nil {
+		return fmt.Errorf("find subscription: %w", err)
+	}
+	if !exists {
+		conninfo := strings.ReplaceAll(poolDSN(e.src), "'", `\'`)
+		if _, err := e.tgt.Exec(ctx, `CREATE SUBSCRIPTION `+name+` CONNECTION '`+conninfo+`' PUBLICATION `+name+
+			` WITH (create_slot = false, slot_name = '`+name+`', copy_data = true)`); err != nil {
+			return fmt.Errorf("create subscription: %w", err)
+		}
+	}
+	return nil
+}
+
+// waitSynced waits until the initial copy of every table has finished.
+func (r *Registry) waitSynced(ctx context.Context, e *moveEnv) error {
+	deadline := time.Now().Add(e.opts.SyncTimeout)
+	for {
+		var pending, total int
+		err := e.tgt.QueryRow(ctx, `SELECT count(*) FILTER (WHERE sr.srsubstate <> 'r'), count(*)
+			FROM pg_subscription_rel sr JOIN pg_subscription s ON s.oid = sr.srsubid WHERE s.subname = $1`, e.m.name()).Scan(&pending, &total)
+		if err != nil {
+			return fmt.Errorf("check initial copy: %w", err)
+		}
+		if total == len(e.tables)+1 && pending == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("initial copy not done after %s (%d of %d tables pending)", e.opts.SyncTimeout, pending, total)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// freezeAndSwitch is the only moment writes wait. Holding EXCLUSIVE locks on
+// the tenant's source tables (reads go on; writers queue), it hands the
+// tenant's unpublished outbox rows to the target, waits for the last
+// changes to replicate, verifies every table, advances sequences, seals the
+// source (its tenant role loses all rights, so queued writers fail and retry
+// on the new placement), then flips the placement and tells every process.
+func (r *Registry) freezeAndSwitch(ctx context.Context, e *moveEnv) error {
+	conn, err := e.src.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire source connection: %w", err)
+	}
+	defer conn.Release()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin freeze: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '10s'`); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `LOCK TABLE `+e.tableList()+` IN EXCLUSIVE MODE`); err != nil {
+		return fmt.Errorf("freeze writes: %w", err)
+	}
+	frozen := time.Now()
+	if err := r.handOverOutbox(ctx, e, tx); err != nil {
+		return err
+	}
+	if err := e.awaitMarker(ctx); err != nil {
+		return err
+	}
+	if err := e.verify(ctx, tx); err != nil {
+		return err
+	}
+	if err := e.advanceSequences(ctx); err != nil {
+		return err
+	}
+	if err := sealSchema(ctx, tx, e.t); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("seal source: %w", err)
+	}
+	return r.flipPlacement(ctx, e, frozen)
+}
+
+// handOverOutbox moves the tenant's unpublished outbox rows to the target's
+// outbox (same event ids, so consumers deduplicate if the relay also
+// published some), deleting them from the source in the freeze transaction.
+func (r *Registry) handOverOutbox(ctx context.Context, e *moveEnv, tx pgx.Tx) error {
+	rows, err := tx.Query(ctx, `DELETE FROM infra.outbox WHERE tenant_id = $1 AND published_at IS NULL
+		RETURNING event_id, tenant_id, ticket_id, type, payload, created_at`, e.t.ID)
+	if err != nil {
+		return fmt.Errorf("take outbox rows: %w", err)
+	}
+	type event struct {
+		id, tenant uuid.UUID
+		ticket     *uuid.UUID
+		typ        string
+		payload    []byte
+		at         time.Time
+	}
+	events, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (event, error) {
+		var ev event
+		return ev, row.Scan(&ev.id, &ev.tenant, &ev.ticket, &ev.typ, &ev.payload, &ev.at)
+	})
+	if err != nil {
+		return fmt.Errorf("take outbox rows: %w", err)
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	batch := &pgx.Batch{}
+	for _, ev := range events {
+		batch.Queue(`INSERT INTO infra.outbox (event_id, tenant_id, ticket_id, type, payload, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING`, ev.id, ev.tenant, ev.ticket, ev.typ, ev.payload, ev.at)
+	}
+	batch.Queue(`SELECT pg_notify('patchdesk_outbox', '')`)
+	if err := e.tgt.SendBatch(ctx, batch).Close(); err != nil {
+		return fmt.Errorf("hand over outbox rows: %w", err)
+	}
+	return nil
+}
+
+// awaitMarker writes a fresh token to the source marker (a commit after
+// every tenant write, since writers are locked out) and waits for it in the
+// target: then the target has applied everything.
+func (e *moveEnv) awaitMarker(ctx context.Context) error {
+	token := uuid.New()
+	marker := pgx.Identifier{e.t.Schema, markerTable}.Sanitize()
+	if _, err := e.src.Exec(ctx, `INSERT INTO `+marker+` (id, token) VALUES (1, $1)
+		ON CONFLICT (id) DO UPDATE SET token = EXCLUDED.token`, token); err != nil {
+		return fmt.Errorf("write move marker: %w", err)
+	}
+	deadline := time.Now().Add(e.opts.CatchUpTimeout)
+	for {
+		var got uuid.UUID
+		err := e.tgt.QueryRow(ctx, `SELECT token FROM `+marker+` WHERE id = 1`).Scan(&got)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("read move marker: %w", err)
+		}
+		if got == token {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("target did not catch up within %s", e.opts.CatchUpTimeout)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// checksumSQL fingerprints a table: row count and an order-independent sum
+// of row hashes, so source and target need not sort.
+func checksumSQL(table string) string {
+	return `SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)::numeric), 0)::text FROM ` + table + ` t`
+}
+
+// verify compares count and checksum of every table in source (inside the
+// freeze) and target, both sides concurrently.
+func (e *moveEnv) verify(ctx context.Context, tx pgx.Tx) error {
+	type sum struct {
+		n int64
+		h string
+	}
+	src, tgt := make([]sum, len(e.tables)), make([]sum, len(e.tables))
+	var tgtErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tgtErr = pgx.BeginFunc(ctx, e.tgt, func(ttx pgx.Tx) error {
+			if _, err := ttx.Exec(ctx, `SET LOCAL TimeZone = 'UTC'`); err != nil {
+				return err
+			}
+			for i, tb := range e.tables {
+				if err := ttx.QueryRow(ctx, checksumSQL(e.qualified(tb))).Scan(&tgt[i].n, &tgt[i].h); err != nil {
+					return fmt.Errorf("checksum target %s: %w", tb, err)
+				}
+			}
+			return nil
+		})
+	})
+	var srcErr error
+	if _, srcErr = tx.Exec(ctx, `SET LOCAL TimeZone = 'UTC'`); srcErr == nil {
+		for i, tb := range e.tables {
+			if srcErr = tx.QueryRow(ctx, checksumSQL(e.qualified(tb))).Scan(&src[i].n, &src[i].h); srcErr != nil {
+				srcErr = fmt.Errorf("checksum source %s: %w", tb, srcErr)
+				break
+			}
+		}
+	}
+	wg.Wait()
+	if err := errors.Join(srcErr, tgtErr); err != nil {
+		return err
+	}
+	for i, tb := range e.tables {
+		if src[i] != tgt[i] {
+			return fmt.Errorf("verify %s: source has %d rows (%s), target %d (%s)", tb, src[i].n, src[i].h, tgt[i].n, tgt[i].h)
+		}
+	}
+	return nil
+}
+
+// advanceSequences sets the target's identity sequences past the copied rows
+// (logical replication copies rows, not sequences).
+func (e *moveEnv) advanceSequences(ctx context.Context) error {
+	rows, err := e.tgt.Query(ctx, `SELECT c.relname, a.attname FROM pg_attribute a
+		JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND a.attidentity <> '' AND NOT a.attisdropped`, e.t.Schema)
+	if err != nil {
+		return fmt.Errorf("list identity columns: %w", err)
+	}
+	type col struct{ table, column string }
+	cols, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (col, error) {
+		var c col
+		return c, r.Scan(&c.table, &c.column)
+	})
+	if err != nil {
+		return fmt.Errorf("list identity columns: %w", err)
+	}
+	for _, c := range cols {
+		table, column := e.qualified(c.table), pgx.Identifier{c.column}.Sanitize()
+		if _, err := e.tgt.Exec(ctx, `SELECT setval(pg_get_serial_sequence($1, $2), coalesce(max(`+column+`), 0) + 1, false) FROM `+table,
+			table, c.column); err != nil {
+			return fmt.Errorf("advance sequence of %s: %w", c.table, err)
+		}
+	}
+	return nil
+}
+
+// sealSchema takes every right on the schema away from the tenant's role:
+// whatever still reaches this copy fails (and tenancy.Tx follows the move).
+func sealSchema(ctx context.Context, tx pgx.Tx, t *Tenant) error {
+	schema, role := pgx.Identifier{t.Schema}.Sanitize(), pgx.Identifier{t.Role}.Sanitize()
+	for _, s := range []string{
+		`REVOKE ALL ON ALL TABLES IN SCHEMA ` + schema + ` FROM ` + role,
+		`REVOKE ALL ON ALL SEQUENCES IN SCHEMA ` + schema + ` FROM ` + role,
+		`REVOKE ALL ON SCHEMA ` + schema + ` FROM ` + role,
+	} {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			return fmt.Errorf("seal source: %w", err)
+		}
+	}
+	return nil
+}
+
+// unsealSchema gives the tenant's role its rights back (aborting a move).
+func unsealSchema(ctx context.Context, pool *pgxpool.Pool, t *Tenant) error {
+	schema, role := pgx.Identifier{t.Schema}.Sanitize(), pgx.Identifier{t.Role}.Sanitize()
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		for _, s := range []string{
+			`GRANT USAGE ON SCHEMA ` + schema + ` TO ` + role,
+			`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ` + schema + ` TO ` + role,
+			`GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA ` + schema + ` TO ` + role,
+			`REVOKE ALL ON ` + pgx.Identifier{t.Schema, "goose_db_version"}.Sanitize() + ` FROM ` + role,
+		} {
+			if _, err := tx.Exec(ctx, s); err != nil {
+				return fmt.Errorf("unseal source: %w", err)
+			}
+		}
+		var marker bool
+		if err := tx.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, t.Schema+"."+markerTable).Scan(&marker); err != nil {
+			return err
+		}
+		if marker {
+			_, err := tx.Exec(ctx, `REVOKE ALL ON `+schema+`.`+markerTable+` FROM `+role)
+			return err
+		}
+		return nil
+	})
+}
+
+// flipPlacement points the tenant at the target, records the switch and the
+// freeze time in the same control transaction, and notifies every process.
+func (r *Registry) flipPlacement(ctx context.Context, e *moveEnv, frozen time.Time) error {
+	return pgx.BeginFunc(ctx, r.control, func(tx pgx.Tx) error {
+		var kind string
+		if err := tx.QueryRow(ctx, `SELECT kind FROM control.databases WHERE id = $1`, e.m.To).Scan(&kind); err != nil {
+			return fmt.Errorf("target database: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE control.tenants SET database_id = $2, tier = $3, updated_at = now() WHERE id = $1`,
+			e.t.ID, e.m.To, kind); err != nil {
+			return fmt.Errorf("flip placement: %w", err)
+		}
+		freeze := int(time.Since(frozen).Milliseconds())
+		if _, err := tx.Exec(ctx, `UPDATE control.tenant_moves SET state = $2, freeze_ms = $3, error = NULL, updated_at = now()
+			WHERE id = $1`, e.m.ID, MoveSwitched, freeze); err != nil {
+			return fmt.Errorf("record switch: %w", err)
+		}
+		e.m.FreezeMS = &freeze
+		_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, placementChannel, e.t.Slug)
+		return err
+	})
+}
+
+// dropSubscription removes a move's subscription without touching its slot
+// (the slot lives on the source and is dropped there).
+func dropSubscription(ctx context.Context, pool *pgxpool.Pool, name string) error {
+	var exists bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_subscription WHERE subname = $1)`, name).Scan(&exists); err != nil {
+		return fmt.Errorf("find subscription: %w", err)
+	}
+	if !exists {
+		return nil
+	}
+	for _, s := range []string{
+		`ALTER SUBSCRIPTION ` + name + ` DISABLE`,
+		`ALTER SUBSCRIPTION ` + name + ` SET (slot_name = NONE)`,
+		`DROP SUBSCRIPTION ` + name,
+	} {
+		if _, err := pool.Exec(ctx, s); err != nil {
+			return fmt.Errorf("drop subscription: %w", err)
+		}
+	}
+	return nil
+}
+
+// dropPublication removes a move's slot and publication from the source.
+func dropPublication(ctx context.Context, pool *pgxpool.Pool, name string) error {
+	// The slot may still be held for a moment by the walsender of the subscription just dropped.
+	for attempt := 0; ; attempt++ {
+		_, err := pool.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, name)
+		if err == nil {
+			break
+		}
+		if attempt == 50 {
+			return fmt.Errorf("drop replication slot: %w", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := pool.Exec(ctx, `DROP PUBLICATION IF EXISTS `+name); err != nil {
+		return fmt.Errorf("drop publication: %w", err)
+	}
+	return nil
+}
+
+// cleanUp removes the replication and retires the sealed source copy: the
+// schema is renamed and recorded, to be dropped after the retention.
+func (r *Registry) cleanUp(ctx context.Context, e *moveEnv) error {
+	if err := dropSubscription(ctx, e.tgt, e.m.name()); err != nil {
+		return err
+	}
+	if err := dropPublication(ctx, e.src, e.m.name()); err != nil {
+		return err
+	}
+	if _, err := e.tgt.Exec(ctx, `DROP TABLE IF EXISTS `+pgx.Identifier{e.t.Schema, markerTable}.Sanitize()); err != nil {
+		return fmt.Errorf("drop marker: %w", err)
+	}
+	retired := retiredName(e.t.Schema, e.m.ID)
+	var exists bool
+	if err := e.src.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, e.t.Schema).Scan(&exists); err != nil {
+		return fmt.Errorf("find source schema: %w", err)
+	}
+	if !exists {
+		return nil // renamed by an earlier attempt
+	}
+	return pgx.BeginFunc(ctx, e.src, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `ALTER SCHEMA `+pgx.Identifier{e.t.Schema}.Sanitize()+` RENAME TO `+pgx.Identifier{retired}.Sanitize()); err != nil {
+			return fmt.Errorf("retire source copy: %w", err)
+		}
+		_, err := r.control.Exec(ctx, `INSERT INTO control.retired_copies (tenant_id, database_id, schema_name, drop_after)
+			VALUES ($1, $2, $3, now() + make_interval(secs => $4))`, e.t.ID, e.m.From, retired, e.opts.Retain.Seconds())
+		return err
+	})
+}
+
+func retiredName(schema string, moveID int64) string {
+	return schema + "_r" + strconv.FormatInt(moveID, 10)
+}
+
+// AbortMove rolls an unfinished move back: the replication and the target
+// copy are removed and the source copy is unsealed. A move that switched
+// cannot be aborted (the target has taken writes); move the tenant back.
+func (r *Registry) AbortMove(ctx context.Context, id int64) (*Move, error) {
+	m, err := r.LoadMove(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	switch m.State {
+	case MoveAborted:
+		return m, nil
+	case MoveSwitched, MoveCleaned, MoveDone:
+		return m, fmt.Errorf("abort move %d: %w", id, ErrMoveFinished)
+	}
+	e, err := r.moveEnv(ctx, m, MoveOptions{})
+	if err != nil {
+		return m, err
+	}
+	if err := dropSubscription(ctx, e.tgt, m.name()); err != nil {
+		return m, err
+	}
+	if err := dropPublication(ctx, e.src, m.name()); err != nil {
+		return m, err
+	}
+	if _, err := e.tgt.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{e.t.Schema}.Sanitize()+` CASCADE`); err != nil {
+		return m, fmt.Errorf("drop target copy: %w", err)
+	}
+	if _, err := e.src.Exec(ctx, `DROP TABLE IF EXISTS `+pgx.Identifier{e.t.Schema, markerTable}.Sanitize()); err != nil {
+		return m, fmt.Errorf("drop marker: %w", err)
+	}
+	if err := unsealSchema(ctx, e.src, e.t); err != nil {
+		return m, err
+	}
+	if err := r.setMoveState(ctx, m, MoveAborted); err != nil {
+		return m, err
+	}
+	r.notifyChanged(ctx, e.t.Slug)
+	r.audit(ctx, e.t, "tenant.move_aborted", map[string]any{"move": m.ID})
+	return r.LoadMove(ctx, id)
+}
+
+// DropRetired drops retired copies whose retention has passed.
+func (r *Registry) DropRetired(ctx context.Context) (int, error) {
+	rows, err := r.control.Query(ctx, `SELECT id, database_id, schema_name FROM control.retired_copies
+		WHERE dropped_at IS NULL AND drop_after <= now()`)
+	if err != nil {
+		return 0, fmt.Errorf("list retired copies: %w", err)
+	}
+	type copyRow struct {
+		id         int64
+		db, schema string
+	}
+	copies, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (copyRow, error) {
+		var c copyRow
+		return c, row.Scan(&c.id, &c.db, &c.schema)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("list retired copies: %w", err)
+	}
+	for _, c := range copies {
+		pool, err := r.pool(ctx, c.db)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := pool.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{c.schema}.Sanitize()+` CASCADE`); err != nil {
+			return 0, fmt.Errorf("drop retired copy %s: %w", c.schema, err)
+		}
+		if _, err := r.control.Exec(ctx, `UPDATE control.retired_copies SET dropped_at = now() WHERE id = $1`, c.id); err != nil {
+			return 0, err
+		}
+	}
+	return len(copies), nil
+}
