@@ -9,12 +9,19 @@ port=${PGPORT:-5432}
 
 ready() { command -v pg_isready >/dev/null && pg_isready -q -h "$host" -p "$port"; }
 
-# Tier moves copy tenants with logical replication, which needs wal_level=logical.
+# Tier moves copy tenants with logical replication, which needs
+# wal_level=logical, enough replication workers for moves running side by
+# side, and a short launcher retry (its 5 s default delays a move that starts
+# right after another one finished).
 ensure_logical() {
-  level=$(psql -h "$host" -p "$port" -U postgres -Atc 'SHOW wal_level' postgres)
-  if [ "$level" != "logical" ]; then
-    echo "ops/postgres.sh: setting wal_level=logical and restarting PostgreSQL" >&2
-    psql -h "$host" -p "$port" -U postgres -qc 'ALTER SYSTEM SET wal_level = logical' postgres
+  settings=$(psql -h "$host" -p "$port" -U postgres -Atc "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name)
+    FROM pg_settings WHERE name IN ('wal_level', 'max_logical_replication_workers', 'max_worker_processes', 'wal_retrieve_retry_interval', 'max_replication_slots', 'max_wal_senders')" postgres)
+  want="max_logical_replication_workers=8 max_replication_slots=20 max_wal_senders=20 max_worker_processes=16 wal_level=logical wal_retrieve_retry_interval=200"
+  if [ "$settings" != "$want" ]; then
+    echo "ops/postgres.sh: configuring logical replication ($want) and restarting PostgreSQL" >&2
+    for kv in $want; do
+      psql -h "$host" -p "$port" -U postgres -qc "ALTER SYSTEM SET ${kv%%=*} = '${kv#*=}'" postgres
+    done
     version=$(ls /etc/postgresql | sort -V | tail -n 1)
     pg_ctlcluster --skip-systemctl-redirect "$version" main restart
     for _ in $(seq 1 60); do

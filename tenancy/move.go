@@ -163,8 +163,9 @@ func (r *Registry) ResumeMove(ctx context.Context, id int64, opts MoveOptions) (
 			err = opts.Fault(st.from)
 		}
 		if err == nil {
-			opts.Log.InfoContext(ctx, "move step", "move", m.ID, "tenant", m.Slug, "step", st.name)
+			start := time.Now()
 			err = st.run(ctx, env)
+			opts.Log.InfoContext(ctx, "move step", "move", m.ID, "tenant", m.Slug, "step", st.name, "took", time.Since(start), "err", err)
 		}
 		if err == nil && st.to != MoveSwitched { // the switch records its own state atomically with the flip
 			err = r.setMoveState(ctx, m, st.to)
@@ -351,29 +352,43 @@ func (r *Registry) freezeAndSwitch(ctx context.Context, e *moveEnv) error {
 	if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '10s'`); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `LOCK TABLE `+e.tableList()+` IN EXCLUSIVE MODE`); err != nil {
-		return fmt.Errorf("freeze writes: %w", err)
-	}
+	// Writers queue behind the lock request from here on: the freeze starts now.
 	frozen := time.Now()
-	if err := r.handOverOutbox(ctx, e, tx); err != nil {
+	phases := map[string]time.Duration{}
+	phase := func(name string, fn func() error) error {
+		start := time.Now()
+		err := fn()
+		phases[name] = time.Since(start).Round(time.Millisecond)
 		return err
 	}
-	if err := e.awaitMarker(ctx); err != nil {
-		return err
+	err = errors.Join(
+		phase("lock", func() error {
+			_, err := tx.Exec(ctx, `LOCK TABLE `+e.tableList()+` IN EXCLUSIVE MODE`)
+			return err
+		}),
+	)
+	for _, p := range []struct {
+		name string
+		fn   func() error
+	}{
+		{"outbox", func() error { return r.handOverOutbox(ctx, e, tx) }},
+		{"catch-up", func() error { return e.awaitMarker(ctx) }},
+		{"verify", func() error { return e.verify(ctx, tx) }},
+		{"sequences", func() error { return e.advanceSequences(ctx) }},
+		{"seal", func() error { return sealSchema(ctx, tx, e.t) }},
+		{"commit", func() error { return tx.Commit(ctx) }},
+	} {
+		if err != nil {
+			break
+		}
+		err = phase(p.name, p.fn)
 	}
-	if err := e.verify(ctx, tx); err != nil {
-		return err
+	if err != nil {
+		return fmt.Errorf("freeze: %w", err)
 	}
-	if err := e.advanceSequences(ctx); err != nil {
-		return err
-	}
-	if err := sealSchema(ctx, tx, e.t); err != nil {
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("seal source: %w", err)
-	}
-	return r.flipPlacement(ctx, e, frozen)
+	err = phase("flip", func() error { return r.flipPlacement(ctx, e, frozen) })
+	e.opts.Log.InfoContext(ctx, "move freeze", "move", e.m.ID, "tenant", e.t.Slug, "total", time.Since(frozen), "phases", phases)
+	return err
 }
 
 // handOverOutbox moves the tenant's unpublished outbox rows to the target's

@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -136,5 +137,91 @@ func TestMoveUnderLoad(t *testing.T) {
 	}
 	if bystander.maxGap > 2*time.Second {
 		t.Fatalf("the other tenant noticed: longest gap %s", bystander.maxGap)
+	}
+}
+
+// TestMoveCrashAtEachStep fails the move before each step, as a crash there
+// would, then resumes it (or aborts it): the tenant always ends consistent
+// and served from exactly one place.
+func TestMoveCrashAtEachStep(t *testing.T) {
+	s := apitest.New(t, func(c *api.Config) { c.TokenPerMinute, c.TenantPerMinute = 1e6, 1e6 })
+	owner := s.Signup(t, "crashy")
+	dedicatedDatabase(t, s, "dedicated-crashy")
+	ctx := context.Background()
+	created := 0
+	write := func() {
+		t.Helper()
+		if r := s.Call(t, "POST", "/t/crashy/api/v1/tickets", owner, map[string]any{"title": "x", "body": "y"}); r.Status != 201 {
+			t.Fatalf("write: %s", r)
+		}
+		created++
+	}
+	count := func() int {
+		t.Helper()
+		r := s.Call(t, "GET", "/t/crashy/api/v1/tickets?limit=100", owner, nil)
+		if r.Status != 200 {
+			t.Fatalf("read: %s", r)
+		}
+		return len(r.Items())
+	}
+	to := map[bool]string{true: "dedicated-crashy", false: "main"}
+	out := true
+	for i, step := range []string{tenancy.MoveCreated, tenancy.MoveTargetReady, tenancy.MoveReplicating, tenancy.MoveSynced, tenancy.MoveSwitched} {
+		for _, resume := range []bool{true, false} {
+			write()
+			crash := func(at string) error {
+				if at == step {
+					return fmt.Errorf("injected crash before %s", at)
+				}
+				return nil
+			}
+			m, err := s.Reg.StartMove(ctx, "crashy", to[out], tenancy.MoveOptions{Fault: crash})
+			if err == nil || m == nil || m.State != step {
+				t.Fatalf("step %d (%s): want a failure there, got %v in %+v", i, step, err, m)
+			}
+			write() // the tenant keeps serving while the move is stuck
+			before, _ := s.Reg.Lookup(ctx, "crashy")
+			if resume || step == tenancy.MoveSwitched {
+				if m, err = s.Reg.ResumeMove(ctx, m.ID, tenancy.MoveOptions{}); err != nil || m.State != tenancy.MoveDone {
+					t.Fatalf("resume after a crash before %s: %v %+v", step, err, m)
+				}
+				out = !out
+			} else {
+				if m, err = s.Reg.AbortMove(ctx, m.ID); err != nil || m.State != tenancy.MoveAborted {
+					t.Fatalf("abort after a crash before %s: %v %+v", step, err, m)
+				}
+			}
+			after, _ := s.Reg.Lookup(ctx, "crashy")
+			want := before.DatabaseID
+			if m.State == tenancy.MoveDone {
+				want = to[!out]
+				if step == tenancy.MoveSwitched {
+					want = before.DatabaseID // the switch had happened before the crash
+				}
+			}
+			if after.DatabaseID != want {
+				t.Fatalf("after %s at %s: served from %s, want %s", m.State, step, after.DatabaseID, want)
+			}
+			write()
+			if got := count(); got != created {
+				t.Fatalf("after %s at %s: %d tickets, want %d", m.State, step, got, created)
+			}
+		}
+	}
+	// A switched move cannot be aborted.
+	m, err := s.Reg.StartMove(ctx, "crashy", to[out], tenancy.MoveOptions{Fault: func(at string) error {
+		if at == tenancy.MoveSwitched {
+			return fmt.Errorf("stop after the switch")
+		}
+		return nil
+	}})
+	if err == nil {
+		t.Fatal("expected the injected failure")
+	}
+	if _, err := s.Reg.AbortMove(ctx, m.ID); !errors.Is(err, tenancy.ErrMoveFinished) {
+		t.Fatalf("aborting a switched move: %v", err)
+	}
+	if _, err := s.Reg.ResumeMove(ctx, m.ID, tenancy.MoveOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
