@@ -66,7 +66,25 @@ func (b *SyncBuffer) String() string {
 // New starts the API; cfg may adjust the configuration (nil for defaults).
 func New(t testing.TB, cfg func(*api.Config)) *Server {
 	t.Helper()
-	dsn := tenancytest.NewDatabase(t)
+	return NewOn(t, tenancytest.NewDatabase(t), cfg)
+}
+
+// Sibling starts a second API process on the same control database, with
+// its own registry and caches, following placement changes as a real
+// replica does.
+func (s *Server) Sibling(t testing.TB) *Server {
+	t.Helper()
+	sib := NewOn(t, s.DatabaseURL, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); sib.Reg.Listen(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return sib
+}
+
+// NewOn starts the API on an existing database.
+func NewOn(t testing.TB, dsn string, cfg func(*api.Config)) *Server {
+	t.Helper()
 	reg, err := tenancy.Open(context.Background(), tenancy.Config{DatabaseURL: dsn, MaxConns: 8})
 	if err != nil {
 		t.Fatalf("open registry: %v", err)
