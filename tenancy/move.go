@@ -68,7 +68,9 @@ type Move struct {
 	Error    *string   `json:"error"`
 }
 
-func (m *Move) name() string { return "pd_move_" + strconv.FormatInt(m.ID, 10) }
+// name is the move's publication, slot and subscription name: slots and
+// subscriptions are cluster-wide, so it carries the tenant id too.
+func (m *Move) name() string { return "pdm_" + hexID(m.TenantID) + "_" + strconv.FormatInt(m.ID, 10) }
 
 // ErrMoveFinished refuses to abort a move whose switch already happened.
 var ErrMoveFinished = errors.New("the move has switched; move the tenant back instead")
@@ -295,7 +297,7 @@ func (r *Registry) startReplication(ctx context.Context, e *moveEnv) error {
 			return fmt.Errorf("create replication slot: %w", err)
 		}
 	}
-	if err := e.tgt.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_subscription WHERE subname = $1)`, name).Scan(&exists); err != nil {
+	if err := e.tgt.QueryRow(ctx, subscriptionExists, name).Scan(&exists); err != nil {
 		return fmt.Errorf("find subscription: %w", err)
 	}
 	if !exists {
@@ -332,41 +334,26 @@ func (r *Registry) waitSynced(ctx context.Context, e *moveEnv) error {
 	}
 }
 
-// freezeAndSwitch is the only moment writes wait. Holding EXCLUSIVE locks on
-// the tenant's source tables (reads go on; writers queue), it hands the
-// tenant's unpublished outbox rows to the target, waits for the last
-// changes to replicate, verifies every table, advances sequences, seals the
-// source (its tenant role loses all rights, so queued writers fail and retry
-// on the new placement), then flips the placement and tells every process.
+// freezeAndSwitch is the only moment requests wait. Holding the tenant's
+// freeze lock (no tenant transaction runs; new ones queue), it hands the
+// tenant's unpublished outbox rows to the target, waits for the last changes
+// to replicate, verifies every table, advances sequences, seals the source
+// (its tenant role loses all rights, so queued transactions fail there and
+// tenancy.Tx retries them on the new placement), then flips the placement
+// and tells every process.
 func (r *Registry) freezeAndSwitch(ctx context.Context, e *moveEnv) error {
-	conn, err := e.src.Acquire(ctx)
+	tx, frozen, err := e.freeze(ctx)
 	if err != nil {
-		return fmt.Errorf("acquire source connection: %w", err)
-	}
-	defer conn.Release()
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin freeze: %w", err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '10s'`); err != nil {
 		return err
 	}
-	// Writers queue behind the lock request from here on: the freeze starts now.
-	frozen := time.Now()
-	phases := map[string]time.Duration{}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	phases := map[string]time.Duration{"lock": time.Since(frozen).Round(time.Millisecond)}
 	phase := func(name string, fn func() error) error {
 		start := time.Now()
 		err := fn()
 		phases[name] = time.Since(start).Round(time.Millisecond)
 		return err
 	}
-	err = errors.Join(
-		phase("lock", func() error {
-			_, err := tx.Exec(ctx, `LOCK TABLE `+e.tableList()+` IN EXCLUSIVE MODE`)
-			return err
-		}),
-	)
 	for _, p := range []struct {
 		name string
 		fn   func() error
@@ -389,6 +376,38 @@ func (r *Registry) freezeAndSwitch(ctx context.Context, e *moveEnv) error {
 	err = phase("flip", func() error { return r.flipPlacement(ctx, e, frozen) })
 	e.opts.Log.InfoContext(ctx, "move freeze", "move", e.m.ID, "tenant", e.t.Slug, "total", time.Since(frozen), "phases", phases)
 	return err
+}
+
+// freeze takes the tenant's freeze lock exclusively in a new source
+// transaction: it waits for in-flight tenant transactions, and new ones queue
+// behind it. A short lock_timeout keeps a long-running transaction from
+// holding the queue up: the attempt is given up and retried. It returns the
+// transaction and when the queueing began.
+func (e *moveEnv) freeze(ctx context.Context) (pgx.Tx, time.Time, error) {
+	hi, lo := freezeKey(e.t)
+	var last error
+	for attempt := 0; attempt < 20; attempt++ {
+		tx, err := e.src.Begin(ctx)
+		if err != nil {
+			return nil, time.Time{}, fmt.Errorf("begin freeze: %w", err)
+		}
+		start := time.Now()
+		_, err = tx.Exec(ctx, `SET LOCAL lock_timeout = '300ms'`)
+		if err == nil {
+			_, err = tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, hi, lo)
+		}
+		if err == nil {
+			return tx, start, nil
+		}
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		last = err
+		select {
+		case <-ctx.Done():
+			return nil, time.Time{}, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return nil, time.Time{}, fmt.Errorf("freeze writes: %w", last)
 }
 
 // handOverOutbox moves the tenant's unpublished outbox rows to the target's
@@ -598,11 +617,16 @@ func (r *Registry) flipPlacement(ctx context.Context, e *moveEnv, frozen time.Ti
 	})
 }
 
+// subscriptionExists looks a subscription up in the pool's own database
+// (pg_subscription is shared by the whole cluster).
+const subscriptionExists = `SELECT EXISTS (SELECT 1 FROM pg_subscription
+	WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()))`
+
 // dropSubscription removes a move's subscription without touching its slot
 // (the slot lives on the source and is dropped there).
 func dropSubscription(ctx context.Context, pool *pgxpool.Pool, name string) error {
 	var exists bool
-	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_subscription WHERE subname = $1)`, name).Scan(&exists); err != nil {
+	if err := pool.QueryRow(ctx, subscriptionExists, name).Scan(&exists); err != nil {
 		return fmt.Errorf("find subscription: %w", err)
 	}
 	if !exists {

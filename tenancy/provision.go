@@ -78,6 +78,12 @@ func (r *Registry) placeNew(ctx context.Context, databaseID string) (string, str
 	return id, TierShared, nil
 }
 
+// SharedDatabase returns the shared database holding the fewest tenants.
+func (r *Registry) SharedDatabase(ctx context.Context) (string, error) {
+	id, _, err := r.placeNew(ctx, "")
+	return id, err
+}
+
 // AddDatabase registers a database that can hold tenant schemas. url is
 // stored encrypted (PATCHDESK_SECRET_KEY) or, given as env:VAR, as that
 // reference; the database is reached and its infra schema migrated first.

@@ -78,6 +78,13 @@ func (r *Registry) Tx(ctx context.Context, t *Tenant, fn func(ctx context.Contex
 	return err
 }
 
+// freezeKey is the tenant's freeze lock, in the two-int4 advisory key space
+// (apart from the bigint keys of migrations and the relay).
+func freezeKey(t *Tenant) (int32, int32) {
+	id := lockID(t.ID)
+	return int32(id >> 32), int32(id)
+}
+
 // isSealedError reports a failure that a sealed or retired copy causes: the
 // tenant's role lost its rights (42501), so the schema left its search_path
 // and its tables are not found (42P01), or the schema was renamed (3F000).
@@ -133,8 +140,11 @@ func scopedRun(ctx context.Context, pool *pgxpool.Pool, t *Tenant, fn func(ctx c
 			_ = tx.Rollback(context.WithoutCancel(ctx))
 		}
 	}()
-	if _, err = tx.Exec(ctx, `SELECT set_config('search_path', $1, true), set_config('role', $2, true)`,
-		pgx.Identifier{t.Schema}.Sanitize(), t.Role); err != nil {
+	// The shared freeze lock lets a tier move wait out in-flight transactions
+	// and hold new ones for its sub-second switch (see freezeAndSwitch).
+	hi, lo := freezeKey(t)
+	if _, err = tx.Exec(ctx, `SELECT set_config('search_path', $1, true), set_config('role', $2, true),
+		pg_advisory_xact_lock_shared($3, $4)`, pgx.Identifier{t.Schema}.Sanitize(), t.Role, hi, lo); err != nil {
 		return fmt.Errorf("scope transaction to tenant: %w", err)
 	}
 	if err = fn(ctx, scopedTx{tx: tx, t: t}); err != nil {

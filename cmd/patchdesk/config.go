@@ -67,6 +67,8 @@ func bindConfig(fs *flag.FlagSet) *config {
 	c := &config{}
 	fs.StringVar(&c.DatabaseURL, "database-url",
 		cmp.Or(os.Getenv("DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/patchdesk?sslmode=disable"), "control database URL (DATABASE_URL)")
+	fs.Func("control-database-url", "alias of --database-url (for tenants create, where --database-url names the tenant's database)",
+		func(v string) error { c.DatabaseURL = v; return nil })
 	fs.StringVar(&c.HTTPAddr, "addr", cmp.Or(os.Getenv("PATCHDESK_HTTP_ADDR"), "127.0.0.1:8080"), "HTTP listen address (PATCHDESK_HTTP_ADDR)")
 	fs.StringVar(&c.DataDir, "data-dir", cmp.Or(os.Getenv("PATCHDESK_DATA_DIR"), "./data"), "data directory (PATCHDESK_DATA_DIR)")
 	fs.StringVar(&c.BaseDomain, "base-domain", os.Getenv("PATCHDESK_BASE_DOMAIN"), "serve tenants on {slug}.DOMAIN too (PATCHDESK_BASE_DOMAIN)")

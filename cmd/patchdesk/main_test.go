@@ -103,7 +103,7 @@ func TestMigrateAndTenantsCLI(t *testing.T) {
 	ctx := context.Background()
 	for _, slug := range []string{"cli-one", "cli-two"} {
 		out, err := captureStdout(t, func() error {
-			return run(ctx, []string{"tenants", "create", slug, "--database-url", dsn, "--owner-email", "o@" + slug + ".test", "--owner-password", "long password 1"})
+			return run(ctx, []string{"tenants", "create", slug, "--control-database-url", dsn, "--owner-email", "o@" + slug + ".test", "--owner-password", "long password 1"})
 		})
 		if err != nil || !strings.Contains(out, "created "+slug) {
 			t.Fatalf("tenants create %s: %v %q", slug, err, out)
@@ -140,7 +140,7 @@ func TestMigrateAndTenantsCLI(t *testing.T) {
 	if err != nil || !strings.Contains(out, "cli-one") || !strings.Contains(out, "suspended") {
 		t.Fatalf("tenants list: %v %q", err, out)
 	}
-	if err := run(ctx, []string{"tenants", "create", "Bad Slug", "--database-url", dsn, "--owner-email", "a@b.test", "--owner-password", "long password 1"}); err == nil {
+	if err := run(ctx, []string{"tenants", "create", "Bad Slug", "--control-database-url", dsn, "--owner-email", "a@b.test", "--owner-password", "long password 1"}); err == nil {
 		t.Error("tenants create accepted an invalid slug")
 	}
 	if err := run(ctx, []string{"nonsense"}); err == nil || !strings.Contains(err.Error(), "unknown command") {

@@ -101,6 +101,7 @@ func runProcess(ctx context.Context, name string, args []string, defaultRole str
 	var wg sync.WaitGroup
 	defer func() { stopBG(); wg.Wait() }() // after HTTP drained: stop consumers, relay, jobs
 	wg.Go(func() { reg.Listen(bg) })
+	wg.Go(func() { maintain(bg, reg, log) })
 	if *role != roleAPI {
 		workers, err := api.Background(app, reg, metrics, log, api.BackgroundConfig{Brokers: brokers})
 		if err != nil {
@@ -123,6 +124,24 @@ func runProcess(ctx context.Context, name string, args []string, defaultRole str
 		h = app.OpsHandler
 	}
 	return listenAndServe(ctx, log, c.HTTPAddr, h)
+}
+
+// maintain drops the retired copies of past tier moves once their retention passed.
+func maintain(ctx context.Context, reg *tenancy.Registry, log *slog.Logger) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := reg.DropRetired(ctx); err != nil {
+				log.WarnContext(ctx, "drop retired copies", "err", err)
+			} else if n > 0 {
+				log.InfoContext(ctx, "dropped retired copies", "count", n)
+			}
+		}
+	}
 }
 
 func migrateAtStart(ctx context.Context, reg *tenancy.Registry, log *slog.Logger) {

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/patchdesk/patchdesk/modules/api"
 	"github.com/patchdesk/patchdesk/modules/members"
@@ -16,31 +19,64 @@ import (
 )
 
 const tenantsUsage = `usage: patchdesk tenants list [--json]
-       patchdesk tenants create SLUG --owner-email EMAIL --owner-password PASSWORD [--name NAME]
-       patchdesk tenants suspend SLUG
-       patchdesk tenants resume SLUG`
+       patchdesk tenants create SLUG --owner-email EMAIL --owner-password PASSWORD [--name NAME] [--database-url URL|env:VAR]
+       patchdesk tenants move SLUG --to-database-url URL|env:VAR [--retain 24h]
+       patchdesk tenants move SLUG --to shared [--retain 24h]
+       patchdesk tenants move --resume ID | --abort ID
+       patchdesk tenants suspend|resume SLUG
+       patchdesk tenants export SLUG --out FILE
+       patchdesk tenants import FILE --slug SLUG [--name NAME]
+       patchdesk tenants delete SLUG --confirm SLUG
+       patchdesk tenants gc          (drop retired copies whose retention passed)
+
+A --database-url given as a URL is stored encrypted with PATCHDESK_SECRET_KEY
+(32 bytes, base64); as env:VAR, only the variable's name is stored.`
+
+// tenantFlags are the flags of every tenants subcommand.
+type tenantFlags struct {
+	asJSON                         bool
+	name, ownerEmail, ownerPass    string
+	databaseURL, toDatabaseURL, to string
+	resume, abort                  int64
+	retain                         time.Duration
+	out, slug, confirm             string
+}
 
 func tenants(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return fmt.Errorf("missing subcommand\n%s", tenantsUsage)
 	}
-	fs := flag.NewFlagSet("tenants "+args[0], flag.ContinueOnError)
-	c := bindConfig(fs)
-	asJSON := fs.Bool("json", false, "JSON output (list)")
-	name := fs.String("name", "", "display name (create; default the slug)")
-	ownerEmail := fs.String("owner-email", "", "first owner's email (create)")
-	ownerPassword := fs.String("owner-password", "", "first owner's password (create)")
 	sub := args[0]
-	positional, err := parse(fs, args[1:], c)
+	fs := flag.NewFlagSet("tenants "+sub, flag.ContinueOnError)
+	c := bindConfig(fs)
+	var f tenantFlags
+	fs.BoolVar(&f.asJSON, "json", false, "JSON output (list)")
+	fs.StringVar(&f.name, "name", "", "display name (create, import)")
+	fs.StringVar(&f.ownerEmail, "owner-email", "", "first owner's email (create)")
+	fs.StringVar(&f.ownerPass, "owner-password", "", "first owner's password (create)")
+	fs.StringVar(&f.databaseURL, "database-url-dedicated", "", "")
+	fs.StringVar(&f.toDatabaseURL, "to-database-url", "", "move to this dedicated database (URL or env:VAR)")
+	fs.StringVar(&f.to, "to", "", "move to a tier: shared")
+	fs.Int64Var(&f.resume, "resume", 0, "resume move ID")
+	fs.Int64Var(&f.abort, "abort", 0, "abort move ID")
+	fs.DurationVar(&f.retain, "retain", 24*time.Hour, "keep the retired copy this long (move)")
+	fs.StringVar(&f.out, "out", "", "archive file (export)")
+	fs.StringVar(&f.slug, "slug", "", "slug of the imported tenant (import)")
+	fs.StringVar(&f.confirm, "confirm", "", "repeat the slug to confirm (delete)")
+	// "create --database-url" names the tenant's dedicated database, while
+	// elsewhere --database-url names the control database (for create, use
+	// DATABASE_URL or --control-database-url): rewrite.
+	rest := args[1:]
+	if sub == "create" {
+		rest = renameFlag(rest, "--database-url", "--database-url-dedicated")
+	}
+	positional, err := parse(fs, rest, c)
 	if err != nil {
 		return err
 	}
-	slug := ""
+	arg := ""
 	if len(positional) > 0 {
-		slug = positional[0]
-	}
-	if sub != "list" && slug == "" {
-		return fmt.Errorf("missing SLUG\n%s", tenantsUsage)
+		arg = positional[0]
 	}
 	log := newLogger(c)
 	reg, err := openRegistry(ctx, c, log)
@@ -48,18 +84,95 @@ func tenants(ctx context.Context, args []string) error {
 		return err
 	}
 	defer reg.Close()
+	return runTenants(ctx, reg, log, sub, arg, f)
+}
+
+// renameFlag renames one flag (in -x v, --x v, --x=v forms) in args.
+func renameFlag(args []string, from, to string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		switch {
+		case a == from || a == from[1:]:
+			out[i] = to
+		case strings.HasPrefix(a, from+"=") || strings.HasPrefix(a, from[1:]+"="):
+			_, v, _ := strings.Cut(a, "=")
+			out[i] = to + "=" + v
+		default:
+			out[i] = a
+		}
+	}
+	return out
+}
+
+func runTenants(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, sub, arg string, f tenantFlags) error {
+	need := func() error {
+		if arg == "" {
+			return fmt.Errorf("missing SLUG\n%s", tenantsUsage)
+		}
+		return nil
+	}
 	switch sub {
 	case "list":
-		return listTenants(ctx, reg, *asJSON)
+		return listTenants(ctx, reg, f.asJSON)
 	case "create":
-		return createTenant(ctx, reg, slug, *name, *ownerEmail, *ownerPassword)
+		if err := need(); err != nil {
+			return err
+		}
+		return createTenant(ctx, reg, log, arg, f)
+	case "move":
+		return moveTenant(ctx, reg, log, arg, f)
 	case "suspend", "resume":
+		if err := need(); err != nil {
+			return err
+		}
 		status := map[string]string{"suspend": tenancy.StatusSuspended, "resume": tenancy.StatusActive}[sub]
-		t, err := reg.SetStatus(ctx, slug, status)
+		t, err := reg.SetStatus(ctx, arg, status)
 		if err != nil {
 			return err
 		}
 		fmt.Printf("%s is now %s\n", t.Slug, t.Status)
+		return nil
+	case "export":
+		if err := need(); err != nil {
+			return err
+		}
+		return exportTenant(ctx, reg, arg, f.out)
+	case "import":
+		if arg == "" || f.slug == "" {
+			return fmt.Errorf("usage: patchdesk tenants import FILE --slug SLUG")
+		}
+		if err := members.ValidateSlug(f.slug); err != nil {
+			return err
+		}
+		file, err := os.Open(arg)
+		if err != nil {
+			return err
+		}
+		defer file.Close()
+		t, err := reg.Import(ctx, f.slug, f.name, file)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("imported %s as %s (%s)\n", arg, t.Slug, t.ID)
+		return nil
+	case "delete":
+		if err := need(); err != nil {
+			return err
+		}
+		if f.confirm != arg {
+			return fmt.Errorf("refusing to delete %s: repeat the slug with --confirm %s", arg, arg)
+		}
+		if err := reg.Delete(ctx, arg); err != nil {
+			return err
+		}
+		fmt.Printf("deleted %s\n", arg)
+		return nil
+	case "gc":
+		n, err := reg.DropRetired(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("dropped %d retired copies\n", n)
 		return nil
 	}
 	return fmt.Errorf("unknown subcommand %q\n%s", sub, tenantsUsage)
@@ -70,33 +183,135 @@ func listTenants(ctx context.Context, reg *tenancy.Registry, asJSON bool) error 
 	if err != nil {
 		return err
 	}
+	type row struct {
+		*tenancy.Tenant
+		SizeBytes int64 `json:"size_bytes"`
+	}
+	rows := make([]row, len(ts))
+	for i, t := range ts {
+		rows[i].Tenant = t
+		rows[i].SizeBytes, _ = reg.Size(ctx, t)
+	}
 	if asJSON {
-		return json.NewEncoder(os.Stdout).Encode(ts)
+		return json.NewEncoder(os.Stdout).Encode(rows)
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "SLUG\tTIER\tSTATUS\tDATABASE\tSCHEMA\tVERSION\tCREATED")
-	for _, t := range ts {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", t.Slug, t.Tier, t.Status, t.DatabaseID, t.Schema, t.SchemaVersion,
-			t.CreatedAt.UTC().Format("2006-01-02 15:04"))
+	fmt.Fprintln(w, "SLUG\tTIER\tSTATUS\tDATABASE\tSCHEMA\tVERSION\tSIZE\tCREATED")
+	for _, r := range rows {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Slug, r.Tier, r.Status, r.DatabaseID, r.Schema, r.SchemaVersion,
+			humanBytes(r.SizeBytes), r.CreatedAt.UTC().Format("2006-01-02 15:04"))
 	}
 	return w.Flush()
 }
 
-func createTenant(ctx context.Context, reg *tenancy.Registry, slug, name, email, password string) error {
-	if email == "" || password == "" {
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	default:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+}
+
+func createTenant(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, slug string, f tenantFlags) error {
+	if f.ownerEmail == "" || f.ownerPass == "" {
 		return fmt.Errorf("--owner-email and --owner-password are required\n%s", tenantsUsage)
 	}
-	app, err := api.New(reg, slog.Default(), obs.NewMetrics(), api.Config{})
+	if err := members.ValidateSlug(slug); err != nil {
+		return err
+	}
+	dbID := ""
+	if f.databaseURL != "" {
+		dbID = "dedicated-" + slug
+		if err := reg.AddDatabase(ctx, dbID, tenancy.TierDedicated, f.databaseURL); err != nil {
+			return err
+		}
+	}
+	app, err := api.New(reg, log, obs.NewMetrics(), api.Config{})
 	if err != nil {
 		return err
 	}
-	if name == "" {
-		name = slug
-	}
-	res, err := app.Members.Signup(ctx, members.SignupParams{Slug: slug, Name: name, AdminEmail: email, AdminName: "Owner", Password: password})
+	res, err := app.Members.Signup(ctx, members.SignupParams{Slug: slug, Name: cmpOr(f.name, slug), AdminEmail: f.ownerEmail,
+		AdminName: "Owner", Password: f.ownerPass, DatabaseID: dbID})
 	if err != nil {
 		return err
 	}
-	fmt.Printf("created %s (%s) in %s.%s\n", res.Tenant.Slug, res.Tenant.ID, res.Tenant.DatabaseID, res.Tenant.Schema)
+	fmt.Printf("created %s (%s, %s tier) in %s.%s\n", res.Tenant.Slug, res.Tenant.ID, res.Tenant.Tier, res.Tenant.DatabaseID, res.Tenant.Schema)
+	return nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func moveTenant(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, slug string, f tenantFlags) error {
+	opts := tenancy.MoveOptions{Retain: f.retain, Log: log}
+	if f.retain <= 0 {
+		opts.Retain = time.Nanosecond // "0s": retire now (a zero Retain means the default)
+	}
+	var (
+		m   *tenancy.Move
+		err error
+	)
+	switch {
+	case f.abort != 0:
+		m, err = reg.AbortMove(ctx, f.abort)
+	case f.resume != 0:
+		m, err = reg.ResumeMove(ctx, f.resume, opts)
+	case slug == "":
+		return fmt.Errorf("missing SLUG\n%s", tenantsUsage)
+	case f.toDatabaseURL != "":
+		id := "dedicated-" + slug
+		if err := reg.AddDatabase(ctx, id, tenancy.TierDedicated, f.toDatabaseURL); err != nil {
+			return err
+		}
+		m, err = reg.StartMove(ctx, slug, id, opts)
+	case f.to == tenancy.TierShared:
+		var id string
+		if id, err = reg.SharedDatabase(ctx); err == nil {
+			m, err = reg.StartMove(ctx, slug, id, opts)
+		}
+	default:
+		return fmt.Errorf("say where: --to-database-url URL or --to shared\n%s", tenantsUsage)
+	}
+	if m != nil {
+		freeze := "-"
+		if m.FreezeMS != nil {
+			freeze = strconv.Itoa(*m.FreezeMS) + " ms"
+		}
+		fmt.Printf("move %d of %s: %s → %s, state %s, write freeze %s\n", m.ID, m.Slug, m.From, m.To, m.State, freeze)
+		if err != nil {
+			fmt.Printf("resume with: patchdesk tenants move --resume %d   (or --abort %d)\n", m.ID, m.ID)
+		}
+	}
+	return err
+}
+
+func exportTenant(ctx context.Context, reg *tenancy.Registry, slug, out string) error {
+	if out == "" {
+		return fmt.Errorf("--out FILE is required")
+	}
+	tmp := out + ".partial"
+	file, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if err := reg.Export(ctx, slug, file); err != nil {
+		file.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := file.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return err
+	}
+	fmt.Printf("exported %s to %s\n", slug, out)
 	return nil
 }

@@ -114,6 +114,9 @@ type SignupParams struct {
 	AdminEmail string `json:"admin_email"`
 	AdminName  string `json:"admin_name"`
 	Password   string `json:"password"`
+	// DatabaseID places the tenant in a registered (dedicated) database;
+	// operators only, never from the public API.
+	DatabaseID string `json:"-"`
 }
 
 // SignupResult is the answer to a signup: the tenant and an owner session token.
@@ -136,7 +139,7 @@ func (s *Service) Signup(ctx context.Context, p SignupParams) (*SignupResult, er
 	}
 	res := &SignupResult{}
 	t, err := s.prov.Provision(ctx, tenancy.ProvisionParams{
-		Slug: p.Slug, Name: strings.TrimSpace(p.Name),
+		Slug: p.Slug, Name: strings.TrimSpace(p.Name), DatabaseID: p.DatabaseID,
 		Init: func(ctx context.Context, tx tenancy.Tx) error {
 			owner, err := insertMember(ctx, tx, insertParams{Email: p.AdminEmail, Name: strings.TrimSpace(p.AdminName),
 				Role: authz.RoleOwner, PasswordHash: hash})

@@ -1,6 +1,7 @@
 package notify_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/patchdesk/patchdesk/modules/api/apitest"
 	"github.com/patchdesk/patchdesk/modules/notify/notifytest"
 	"github.com/patchdesk/patchdesk/modules/outbox"
+	"github.com/patchdesk/patchdesk/tenancy"
 )
 
 const hookSecret = "a webhook secret of some length"
@@ -274,4 +276,41 @@ func TestFailedDeliveriesRetryDieAndResend(t *testing.T) {
 			return len(e.deliveries(t, "&status=sent")) == 2
 		})
 	}
+}
+
+func TestSuspendedTenantHasNoSideEffects(t *testing.T) {
+	t.Parallel()
+	e := setup(t, "suspendy", nil)
+	e.ev.StopRelay()
+	r := e.call(t, e.owner, "POST", "/tickets", map[string]any{"title": "before suspension", "body": "x", "requester_email": e.client.Email})
+	if r.Status != 201 {
+		t.Fatal(r)
+	}
+	if _, err := e.s.Reg.SetStatus(context.Background(), "suspendy", tenancy.StatusSuspended); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.call(t, e.owner, "POST", "/tickets", map[string]any{"title": "x", "body": "y"}); !r.IsProblem(403) {
+		t.Fatalf("suspended tenant accepted a write: %s", r)
+	}
+	e.ev.StartRelay(outbox.RelayConfig{})
+	// The event is relayed and consumed, but nothing is sent for a suspended tenant.
+	time.Sleep(2 * time.Second)
+	if counts, _ := e.hook.Counts(); len(counts) != 0 {
+		t.Fatalf("webhook delivered for a suspended tenant: %v", counts)
+	}
+	if m := e.smtp.To(e.client.Email); len(m) != 0 {
+		t.Fatalf("email sent for a suspended tenant: %d", len(m))
+	}
+	if _, err := e.s.Reg.SetStatus(context.Background(), "suspendy", tenancy.StatusActive); err != nil {
+		t.Fatal(err)
+	}
+	if d := e.deliveries(t, ""); len(d) != 0 {
+		t.Fatalf("deliveries recorded while suspended: %v", d)
+	}
+	// Resumed: new changes have side effects again.
+	e.call(t, e.owner, "POST", "/tickets", map[string]any{"title": "after resume", "body": "x"})
+	apitest.Eventually(t, 20*time.Second, "webhook after resume", func() bool {
+		counts, _ := e.hook.Counts()
+		return len(counts) == 1
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -81,6 +82,7 @@ func dropDatabase(t testing.TB, name string) {
 	}
 	defer admin.Close(ctx)
 	roles := tenantRoles(ctx, t, name)
+	dropReplication(ctx, t, admin, name)
 	if _, err := admin.Exec(ctx, `DROP DATABASE IF EXISTS `+pgx.Identifier{name}.Sanitize()+` WITH (FORCE)`); err != nil {
 		t.Errorf("drop test database: %v", err)
 		return
@@ -94,6 +96,35 @@ func dropDatabase(t testing.TB, name string) {
 		if err != nil {
 			t.Errorf("drop tenant role %s: %v", role, err)
 		}
+	}
+}
+
+// dropReplication removes what an unfinished tier move left: subscriptions
+// in the database and replication slots of it, both of which block DROP DATABASE.
+func dropReplication(ctx context.Context, t testing.TB, admin *pgx.Conn, dbName string) {
+	u, _ := url.Parse(AdminURL())
+	u.Path = "/" + dbName
+	if conn, err := pgx.Connect(ctx, u.String()); err == nil {
+		rows, err := conn.Query(ctx, `SELECT subname FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`)
+		if err == nil {
+			subs, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+			for _, s := range subs {
+				id := pgx.Identifier{s}.Sanitize()
+				for _, q := range []string{`ALTER SUBSCRIPTION ` + id + ` DISABLE`, `ALTER SUBSCRIPTION ` + id + ` SET (slot_name = NONE)`, `DROP SUBSCRIPTION ` + id} {
+					if _, err := conn.Exec(ctx, q); err != nil {
+						t.Logf("drop subscription %s: %v", s, err)
+					}
+				}
+			}
+		}
+		conn.Close(ctx)
+	}
+	for range 50 { // a walsender may hold a slot for a moment after its subscription went
+		_, err := admin.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1`, dbName)
+		if err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
