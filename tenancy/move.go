@@ -342,7 +342,14 @@ func (r *Registry) waitSynced(ctx context.Context, e *moveEnv) error {
 // tenancy.Tx retries them on the new placement), then flips the placement
 // and tells every process.
 func (r *Registry) freezeAndSwitch(ctx context.Context, e *moveEnv) error {
-	tx, frozen, err := e.freeze(ctx)
+	// The freeze holds back every tenant transaction, which hold pooled
+	// connections while they wait: the mover must not need the pool itself.
+	conns, err := e.ownConns(ctx)
+	if err != nil {
+		return err
+	}
+	defer conns.close()
+	tx, frozen, err := e.freeze(ctx, conns.freeze)
 	if err != nil {
 		return err
 	}
@@ -358,10 +365,10 @@ func (r *Registry) freezeAndSwitch(ctx context.Context, e *moveEnv) error {
 		name string
 		fn   func() error
 	}{
-		{"outbox", func() error { return r.handOverOutbox(ctx, e, tx) }},
-		{"catch-up", func() error { return e.awaitMarker(ctx) }},
-		{"verify", func() error { return e.verify(ctx, tx) }},
-		{"sequences", func() error { return e.advanceSequences(ctx) }},
+		{"outbox", func() error { return r.handOverOutbox(ctx, e, tx, conns.target) }},
+		{"catch-up", func() error { return e.awaitMarker(ctx, conns.marker, conns.target) }},
+		{"verify", func() error { return e.verify(ctx, tx, conns.target) }},
+		{"sequences", func() error { return e.advanceSequences(ctx, conns.target) }},
 		{"seal", func() error { return sealSchema(ctx, tx, e.t) }},
 		{"commit", func() error { return tx.Commit(ctx) }},
 	} {
@@ -378,16 +385,44 @@ func (r *Registry) freezeAndSwitch(ctx context.Context, e *moveEnv) error {
 	return err
 }
 
+// moveConns are connections a freeze opens for itself.
+type moveConns struct {
+	freeze, marker, target *pgx.Conn
+}
+
+func (c *moveConns) close() {
+	for _, conn := range []*pgx.Conn{c.freeze, c.marker, c.target} {
+		if conn != nil {
+			conn.Close(context.Background())
+		}
+	}
+}
+
+func (e *moveEnv) ownConns(ctx context.Context) (*moveConns, error) {
+	c := &moveConns{}
+	var err error
+	for _, x := range []struct {
+		dst  **pgx.Conn
+		pool *pgxpool.Pool
+	}{{&c.freeze, e.src}, {&c.marker, e.src}, {&c.target, e.tgt}} {
+		if *x.dst, err = pgx.ConnectConfig(ctx, x.pool.Config().ConnConfig.Copy()); err != nil {
+			c.close()
+			return nil, fmt.Errorf("connect for the freeze: %w", err)
+		}
+	}
+	return c, nil
+}
+
 // freeze takes the tenant's freeze lock exclusively in a new source
 // transaction: it waits for in-flight tenant transactions, and new ones queue
 // behind it. A short lock_timeout keeps a long-running transaction from
 // holding the queue up: the attempt is given up and retried. It returns the
 // transaction and when the queueing began.
-func (e *moveEnv) freeze(ctx context.Context) (pgx.Tx, time.Time, error) {
+func (e *moveEnv) freeze(ctx context.Context, conn *pgx.Conn) (pgx.Tx, time.Time, error) {
 	hi, lo := freezeKey(e.t)
 	var last error
 	for attempt := 0; attempt < 20; attempt++ {
-		tx, err := e.src.Begin(ctx)
+		tx, err := conn.Begin(ctx)
 		if err != nil {
 			return nil, time.Time{}, fmt.Errorf("begin freeze: %w", err)
 		}
@@ -413,7 +448,7 @@ func (e *moveEnv) freeze(ctx context.Context) (pgx.Tx, time.Time, error) {
 // handOverOutbox moves the tenant's unpublished outbox rows to the target's
 // outbox (same event ids, so consumers deduplicate if the relay also
 // published some), deleting them from the source in the freeze transaction.
-func (r *Registry) handOverOutbox(ctx context.Context, e *moveEnv, tx pgx.Tx) error {
+func (r *Registry) handOverOutbox(ctx context.Context, e *moveEnv, tx pgx.Tx, target *pgx.Conn) error {
 	rows, err := tx.Query(ctx, `DELETE FROM infra.outbox WHERE tenant_id = $1 AND published_at IS NULL
 		RETURNING event_id, tenant_id, ticket_id, type, payload, created_at`, e.t.ID)
 	if err != nil {
@@ -442,7 +477,7 @@ func (r *Registry) handOverOutbox(ctx context.Context, e *moveEnv, tx pgx.Tx) er
 			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING`, ev.id, ev.tenant, ev.ticket, ev.typ, ev.payload, ev.at)
 	}
 	batch.Queue(`SELECT pg_notify('patchdesk_outbox', '')`)
-	if err := e.tgt.SendBatch(ctx, batch).Close(); err != nil {
+	if err := target.SendBatch(ctx, batch).Close(); err != nil {
 		return fmt.Errorf("hand over outbox rows: %w", err)
 	}
 	return nil
@@ -451,17 +486,17 @@ func (r *Registry) handOverOutbox(ctx context.Context, e *moveEnv, tx pgx.Tx) er
 // awaitMarker writes a fresh token to the source marker (a commit after
 // every tenant write, since writers are locked out) and waits for it in the
 // target: then the target has applied everything.
-func (e *moveEnv) awaitMarker(ctx context.Context) error {
+func (e *moveEnv) awaitMarker(ctx context.Context, src, tgt *pgx.Conn) error {
 	token := uuid.New()
 	marker := pgx.Identifier{e.t.Schema, markerTable}.Sanitize()
-	if _, err := e.src.Exec(ctx, `INSERT INTO `+marker+` (id, token) VALUES (1, $1)
+	if _, err := src.Exec(ctx, `INSERT INTO `+marker+` (id, token) VALUES (1, $1)
 		ON CONFLICT (id) DO UPDATE SET token = EXCLUDED.token`, token); err != nil {
 		return fmt.Errorf("write move marker: %w", err)
 	}
 	deadline := time.Now().Add(e.opts.CatchUpTimeout)
 	for {
 		var got uuid.UUID
-		err := e.tgt.QueryRow(ctx, `SELECT token FROM `+marker+` WHERE id = 1`).Scan(&got)
+		err := tgt.QueryRow(ctx, `SELECT token FROM `+marker+` WHERE id = 1`).Scan(&got)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("read move marker: %w", err)
 		}
@@ -476,28 +511,55 @@ func (e *moveEnv) awaitMarker(ctx context.Context) error {
 }
 
 // checksumSQL fingerprints a table: row count and an order-independent sum
-// of row hashes, so source and target need not sort.
-func checksumSQL(table string) string {
-	return `SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)::numeric), 0)::text FROM ` + table + ` t`
+// of row hashes (so neither side sorts), hashing stored columns with their
+// types' own hash functions rather than formatting rows as text. Generated
+// columns are left out: they are recomputed from the others.
+func checksumSQL(table string, columns []string) string {
+	return `SELECT count(*), coalesce(sum(hash_record_extended(ROW(` + strings.Join(columns, ", ") + `), 0)::numeric), 0)::text FROM ` + table
+}
+
+// storedColumns lists each table's stored (not generated) columns, quoted.
+func (e *moveEnv) storedColumns(ctx context.Context, tx pgx.Tx) (map[string][]string, error) {
+	rows, err := tx.Query(ctx, `SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+		ORDER BY c.relname, a.attnum`, e.t.Schema)
+	if err != nil {
+		return nil, fmt.Errorf("list columns: %w", err)
+	}
+	out := map[string][]string{}
+	for rows.Next() {
+		var table, column string
+		if err := rows.Scan(&table, &column); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("list columns: %w", err)
+		}
+		out[table] = append(out[table], pgx.Identifier{column}.Sanitize())
+	}
+	return out, rows.Err()
 }
 
 // verify compares count and checksum of every table in source (inside the
 // freeze) and target, both sides concurrently.
-func (e *moveEnv) verify(ctx context.Context, tx pgx.Tx) error {
+func (e *moveEnv) verify(ctx context.Context, tx pgx.Tx, target *pgx.Conn) error {
 	type sum struct {
 		n int64
 		h string
+	}
+	cols, err := e.storedColumns(ctx, tx)
+	if err != nil {
+		return err
 	}
 	src, tgt := make([]sum, len(e.tables)), make([]sum, len(e.tables))
 	var tgtErr error
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		tgtErr = pgx.BeginFunc(ctx, e.tgt, func(ttx pgx.Tx) error {
+		tgtErr = pgx.BeginFunc(ctx, target, func(ttx pgx.Tx) error {
 			if _, err := ttx.Exec(ctx, `SET LOCAL TimeZone = 'UTC'`); err != nil {
 				return err
 			}
 			for i, tb := range e.tables {
-				if err := ttx.QueryRow(ctx, checksumSQL(e.qualified(tb))).Scan(&tgt[i].n, &tgt[i].h); err != nil {
+				if err := ttx.QueryRow(ctx, checksumSQL(e.qualified(tb), cols[tb])).Scan(&tgt[i].n, &tgt[i].h); err != nil {
 					return fmt.Errorf("checksum target %s: %w", tb, err)
 				}
 			}
@@ -507,7 +569,7 @@ func (e *moveEnv) verify(ctx context.Context, tx pgx.Tx) error {
 	var srcErr error
 	if _, srcErr = tx.Exec(ctx, `SET LOCAL TimeZone = 'UTC'`); srcErr == nil {
 		for i, tb := range e.tables {
-			if srcErr = tx.QueryRow(ctx, checksumSQL(e.qualified(tb))).Scan(&src[i].n, &src[i].h); srcErr != nil {
+			if srcErr = tx.QueryRow(ctx, checksumSQL(e.qualified(tb), cols[tb])).Scan(&src[i].n, &src[i].h); srcErr != nil {
 				srcErr = fmt.Errorf("checksum source %s: %w", tb, srcErr)
 				break
 			}
@@ -527,8 +589,8 @@ func (e *moveEnv) verify(ctx context.Context, tx pgx.Tx) error {
 
 // advanceSequences sets the target's identity sequences past the copied rows
 // (logical replication copies rows, not sequences).
-func (e *moveEnv) advanceSequences(ctx context.Context) error {
-	rows, err := e.tgt.Query(ctx, `SELECT c.relname, a.attname FROM pg_attribute a
+func (e *moveEnv) advanceSequences(ctx context.Context, target *pgx.Conn) error {
+	rows, err := target.Query(ctx, `SELECT c.relname, a.attname FROM pg_attribute a
 		JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = $1 AND a.attidentity <> '' AND NOT a.attisdropped`, e.t.Schema)
 	if err != nil {
@@ -544,7 +606,7 @@ func (e *moveEnv) advanceSequences(ctx context.Context) error {
 	}
 	for _, c := range cols {
 		table, column := e.qualified(c.table), pgx.Identifier{c.column}.Sanitize()
-		if _, err := e.tgt.Exec(ctx, `SELECT setval(pg_get_serial_sequence($1, $2), coalesce(max(`+column+`), 0) + 1, false) FROM `+table,
+		if _, err := target.Exec(ctx, `SELECT setval(pg_get_serial_sequence($1, $2), coalesce(max(`+column+`), 0) + 1, false) FROM `+table,
 			table, c.column); err != nil {
 			return fmt.Errorf("advance sequence of %s: %w", c.table, err)
 		}

@@ -20,7 +20,7 @@ import (
 
 // dedicatedDatabase registers a second database as a dedicated tier, its DSN
 // kept in the environment (as an operator would with env:VAR).
-func dedicatedDatabase(t *testing.T, s *apitest.Server, id string) {
+func dedicatedDatabase(t testing.TB, s *apitest.Server, id string) {
 	t.Helper()
 	name := "PD_TEST_DSN_" + strings.ToUpper(rand.Text()[:10])
 	os.Setenv(name, tenancytest.NewDatabase(t))
@@ -38,7 +38,7 @@ type writer struct {
 	maxGap  time.Duration
 }
 
-func (w *writer) run(t *testing.T, s *apitest.Server, slug, token string, stop <-chan struct{}) {
+func (w *writer) run(t testing.TB, s *apitest.Server, slug, token string, stop <-chan struct{}) {
 	for i := 0; ; i++ {
 		select {
 		case <-stop:
