@@ -27,6 +27,19 @@ func secretKey() ([]byte, error) {
 	return key, nil
 }
 
+// newGCM returns the AES-256-GCM cipher keyed by PATCHDESK_SECRET_KEY.
+func newGCM() (cipher.AEAD, error) {
+	key, err := secretKey()
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
 // dsnReference turns a database URL given by an operator into what the
 // control plane stores: env:VAR stays a reference; a URL is encrypted.
 func dsnReference(url string) (string, error) {
@@ -36,15 +49,7 @@ func dsnReference(url string) (string, error) {
 		}
 		return url, nil
 	}
-	key, err := secretKey()
-	if err != nil {
-		return "", err
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return "", err
-	}
-	gcm, err := cipher.NewGCM(block)
+	gcm, err := newGCM()
 	if err != nil {
 		return "", err
 	}
@@ -68,19 +73,11 @@ func resolveDSN(ref string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("unsupported dsn reference")
 	}
-	key, err := secretKey()
-	if err != nil {
-		return "", err
-	}
 	raw, err := base64.StdEncoding.DecodeString(sealed)
 	if err != nil {
 		return "", fmt.Errorf("decode dsn reference: %w", err)
 	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return "", err
-	}
-	gcm, err := cipher.NewGCM(block)
+	gcm, err := newGCM()
 	if err != nil {
 		return "", err
 	}

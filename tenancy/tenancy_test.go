@@ -22,7 +22,7 @@ import (
 )
 
 // migrationsWith returns the real tenant migrations plus extra files.
-func migrationsWith(t *testing.T, extra map[string]string) fs.FS {
+func migrationsWith(t testing.TB, extra map[string]string) fs.FS {
 	t.Helper()
 	m := fstest.MapFS{}
 	err := fs.WalkDir(tenantmigrations.FS, ".", func(path string, d fs.DirEntry, err error) error {

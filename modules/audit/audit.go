@@ -66,7 +66,7 @@ func (s *Service) List(ctx context.Context, sub authz.Subject, t *tenancy.Tenant
 	if err := respond.DecodeCursor(cursor, &before); err != nil {
 		return nil, err
 	}
-	page := &respond.Page[Entry]{Items: []Entry{}}
+	var items []Entry
 	err := s.db.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT id, actor_id, action, target, data, created_at FROM audit_log
 			WHERE ($1 = '' OR target = $1) AND ($2 = 0 OR id < $2) ORDER BY id DESC LIMIT $3`, target, before.ID, limit+1)
@@ -79,19 +79,15 @@ func (s *Service) List(ctx context.Context, sub authz.Subject, t *tenancy.Tenant
 			if err := rows.Scan(&e.ID, &e.ActorID, &e.Action, &e.Target, &e.Data, &e.CreatedAt); err != nil {
 				return fmt.Errorf("list audit: %w", err)
 			}
-			page.Items = append(page.Items, e)
+			items = append(items, e)
 		}
 		return rows.Err()
 	})
 	if err != nil {
 		return nil, err
 	}
-	if len(page.Items) > limit {
-		page.Items = page.Items[:limit]
-		next := respond.EncodeCursor(map[string]int64{"i": page.Items[limit-1].ID})
-		page.NextCursor = &next
-	}
-	return page, nil
+	page := respond.NewPage(items, limit, func(last Entry) any { return map[string]int64{"i": last.ID} })
+	return &page, nil
 }
 
 // Handler serves GET /audit.

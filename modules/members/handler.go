@@ -173,7 +173,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		respond.Error(w, r, err)
 		return
 	}
-	respond.JSON(w, http.StatusOK, respond.Page[*Member]{Items: page.Items, NextCursor: page.NextCursor})
+	respond.JSON(w, http.StatusOK, page)
 }
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request) {

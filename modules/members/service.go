@@ -334,14 +334,8 @@ func deref(s *string) string {
 	return *s
 }
 
-// MemberPage is one page of the member directory.
-type MemberPage struct {
-	Items      []*Member
-	NextCursor *string
-}
-
 // ListMembers pages the member directory (staff only).
-func (s *Service) ListMembers(ctx context.Context, sub authz.Subject, t *tenancy.Tenant, cursor string, limit int) (*MemberPage, error) {
+func (s *Service) ListMembers(ctx context.Context, sub authz.Subject, t *tenancy.Tenant, cursor string, limit int) (*respond.Page[*Member], error) {
 	if err := s.authz.Check(ctx, sub, authz.Request{Action: authz.MembersList, Resource: authz.ResourceMembers}); err != nil {
 		return nil, err
 	}
@@ -349,22 +343,17 @@ func (s *Service) ListMembers(ctx context.Context, sub authz.Subject, t *tenancy
 	if err := respond.DecodeCursor(cursor, &after); err != nil {
 		return nil, err
 	}
-	page := &MemberPage{}
+	var items []*Member
 	err := s.db.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
-		items, err := listMembers(ctx, tx, after.Email, after.ID, limit+1)
-		if err != nil {
-			return err
-		}
-		if len(items) > limit {
-			items = items[:limit]
-			last := items[limit-1]
-			next := respond.EncodeCursor(memberCursor{Email: last.Email, ID: last.ID})
-			page.NextCursor = &next
-		}
-		page.Items = items
-		return nil
+		var err error
+		items, err = listMembers(ctx, tx, after.Email, after.ID, limit+1)
+		return err
 	})
-	return page, err
+	if err != nil {
+		return nil, err
+	}
+	page := respond.NewPage(items, limit, func(last *Member) any { return memberCursor{Email: last.Email, ID: last.ID} })
+	return &page, nil
 }
 
 type memberCursor struct {

@@ -8,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/patchdesk/patchdesk/modules/outbox"
 )
 
 // ticketEvent is the outbox event as the tickets module publishes it.
@@ -43,12 +45,12 @@ type ticketEvent struct {
 }
 
 func decodeEvent(b []byte) (*ticketEvent, error) {
+	if _, err := outbox.Decode(b); err != nil {
+		return nil, err
+	}
 	var e ticketEvent
 	if err := json.Unmarshal(b, &e); err != nil {
 		return nil, fmt.Errorf("decode event: %w", err)
-	}
-	if e.ID == uuid.Nil || e.TenantID == uuid.Nil || e.Type == "" {
-		return nil, fmt.Errorf("decode event: missing id, tenant or type")
 	}
 	e.raw = b
 	return &e, nil

@@ -99,13 +99,9 @@ func (h *Handler) listNotifications(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if len(page.Items) > limit {
-		page.Items = page.Items[:limit]
-		last := page.Items[limit-1]
-		next := respond.EncodeCursor(map[string]any{"a": last.CreatedAt, "i": last.ID})
-		page.NextCursor = &next
-	}
-	respond.JSON(w, http.StatusOK, page)
+	respond.JSON(w, http.StatusOK, respond.NewPage(page.Items, limit, func(last Notification) any {
+		return map[string]any{"a": last.CreatedAt, "i": last.ID}
+	}))
 }
 
 func (h *Handler) markRead(w http.ResponseWriter, r *http.Request) {
@@ -269,13 +265,9 @@ func (h *Handler) listDeliveries(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if len(page.Items) > limit {
-		page.Items = page.Items[:limit]
-		last := page.Items[limit-1]
-		next := respond.EncodeCursor(map[string]any{"a": last.CreatedAt, "i": last.ID})
-		page.NextCursor = &next
-	}
-	respond.JSON(w, http.StatusOK, page)
+	respond.JSON(w, http.StatusOK, respond.NewPage(page.Items, limit, func(last *Delivery) any {
+		return map[string]any{"a": last.CreatedAt, "i": last.ID}
+	}))
 }
 
 // retryDelivery starts a new round of attempts for a delivery that is not sent.

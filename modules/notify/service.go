@@ -25,6 +25,7 @@ import (
 	"github.com/patchdesk/patchdesk/modules/authz"
 	"github.com/patchdesk/patchdesk/modules/bus"
 	"github.com/patchdesk/patchdesk/modules/jobs"
+	"github.com/patchdesk/patchdesk/modules/outbox"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
 
@@ -136,7 +137,7 @@ func (s *Service) HandleEvent(ctx context.Context, m kafka.Message) error {
 	}
 	var pending []pendingDelivery
 	err = s.reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
-		fresh, err := markProcessed(ctx, tx, ConsumerGroup, ev.ID)
+		fresh, err := outbox.MarkProcessed(ctx, tx, ConsumerGroup, ev.ID)
 		if err != nil {
 			return err
 		}
@@ -152,15 +153,6 @@ func (s *Service) HandleEvent(ctx context.Context, m kafka.Message) error {
 		return fmt.Errorf("notify event %s: %w", ev.ID, err)
 	}
 	return s.schedule(ctx, t, pending)
-}
-
-// markProcessed records that consumer handled event; false if it already had.
-func markProcessed(ctx context.Context, tx tenancy.Tx, consumer string, event uuid.UUID) (bool, error) {
-	tag, err := tx.Exec(ctx, `INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, consumer, event)
-	if err != nil {
-		return false, fmt.Errorf("mark event processed: %w", err)
-	}
-	return tag.RowsAffected() == 1, nil
 }
 
 // fanOut writes the in-app notifications and the deliveries of one event.

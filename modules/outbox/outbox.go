@@ -50,3 +50,27 @@ func Enqueue(ctx context.Context, tx tenancy.Tx, events ...Event) error {
 	}
 	return nil
 }
+
+// Decode reads an event published by the relay, refusing one without id,
+// tenant or type.
+func Decode(b []byte) (*Event, error) {
+	var e Event
+	if err := json.Unmarshal(b, &e); err != nil {
+		return nil, fmt.Errorf("decode event: %w", err)
+	}
+	if e.ID == uuid.Nil || e.TenantID == uuid.Nil || e.Type == "" {
+		return nil, fmt.Errorf("decode event: missing id, tenant or type")
+	}
+	return &e, nil
+}
+
+// MarkProcessed records, in the consumer's tenant transaction, that
+// consumer applied the event; false means it already had (a redelivery),
+// which makes at-least-once delivery idempotent.
+func MarkProcessed(ctx context.Context, tx tenancy.Tx, consumer string, event uuid.UUID) (bool, error) {
+	tag, err := tx.Exec(ctx, `INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, consumer, event)
+	if err != nil {
+		return false, fmt.Errorf("mark event processed: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}

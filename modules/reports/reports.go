@@ -19,6 +19,7 @@ import (
 	"github.com/patchdesk/patchdesk/modules/authz"
 	"github.com/patchdesk/patchdesk/modules/bus"
 	"github.com/patchdesk/patchdesk/modules/jobs"
+	"github.com/patchdesk/patchdesk/modules/outbox"
 	"github.com/patchdesk/patchdesk/modules/tickets"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
@@ -71,24 +72,21 @@ type change struct {
 
 // HandleEvent applies one ticket event to the aggregates, once.
 func (s *Service) HandleEvent(ctx context.Context, m kafka.Message) error {
-	var ev struct {
-		ID         uuid.UUID  `json:"event_id"`
-		Type       string     `json:"type"`
-		TenantID   uuid.UUID  `json:"tenant_id"`
-		ActorID    *uuid.UUID `json:"actor_id"`
-		OccurredAt time.Time  `json:"occurred_at"`
-		Data       struct {
-			Ticket struct {
-				ID     uuid.UUID `json:"id"`
-				Number int64     `json:"number"`
-			} `json:"ticket"`
-			Event struct {
-				Data map[string]any `json:"data"`
-			} `json:"event"`
-		} `json:"data"`
+	ev, err := outbox.Decode(m.Value)
+	var data struct {
+		Ticket struct {
+			ID     uuid.UUID `json:"id"`
+			Number int64     `json:"number"`
+		} `json:"ticket"`
+		Event struct {
+			Data map[string]any `json:"data"`
+		} `json:"event"`
 	}
-	if err := json.Unmarshal(m.Value, &ev); err != nil || ev.ID == uuid.Nil || ev.TenantID == uuid.Nil {
-		return errors.Join(bus.ErrPermanent, fmt.Errorf("decode event: %v", err))
+	if err == nil {
+		err = json.Unmarshal(ev.Data, &data)
+	}
+	if err != nil {
+		return errors.Join(bus.ErrPermanent, err)
 	}
 	typ, ok := strings.CutPrefix(ev.Type, "ticket.")
 	if !ok {
@@ -101,15 +99,15 @@ func (s *Service) HandleEvent(ctx context.Context, m kafka.Message) error {
 	if err != nil {
 		return err
 	}
-	c := change{EventID: ev.ID, TicketID: ev.Data.Ticket.ID, Number: ev.Data.Ticket.Number, Type: typ,
-		ActorID: ev.ActorID, Data: ev.Data.Event.Data, At: ev.OccurredAt}
+	c := change{EventID: ev.ID, TicketID: data.Ticket.ID, Number: data.Ticket.Number, Type: typ,
+		ActorID: ev.ActorID, Data: data.Event.Data, At: ev.OccurredAt}
 	return s.reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error { return s.applyOnce(ctx, tx, c) })
 }
 
 // applyOnce applies a change unless this consumer already did.
 func (s *Service) applyOnce(ctx context.Context, tx tenancy.Tx, c change) error {
-	tag, err := tx.Exec(ctx, `INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, ConsumerGroup, c.EventID)
-	if err != nil || tag.RowsAffected() == 0 {
+	fresh, err := outbox.MarkProcessed(ctx, tx, ConsumerGroup, c.EventID)
+	if err != nil || !fresh {
 		return err
 	}
 	return s.apply(ctx, tx, c)

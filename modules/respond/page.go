@@ -20,6 +20,21 @@ type Page[T any] struct {
 	NextCursor *string `json:"next_cursor"`
 }
 
+// NewPage builds a page from up to limit+1 items (one more than the page
+// holds, to learn whether another page follows); cursor encodes the position
+// after the last item shown.
+func NewPage[T any](items []T, limit int, cursor func(last T) any) Page[T] {
+	if items == nil {
+		items = []T{}
+	}
+	if len(items) <= limit {
+		return Page[T]{Items: items}
+	}
+	items = items[:limit]
+	next := EncodeCursor(cursor(items[limit-1]))
+	return Page[T]{Items: items, NextCursor: &next}
+}
+
 // Limit parses ?limit= (default 25, 1..100).
 func Limit(r *http.Request) (int, error) {
 	s := r.URL.Query().Get("limit")

@@ -21,6 +21,7 @@ import (
 
 	"github.com/patchdesk/patchdesk/modules/authz"
 	"github.com/patchdesk/patchdesk/modules/bus"
+	"github.com/patchdesk/patchdesk/modules/outbox"
 	"github.com/patchdesk/patchdesk/modules/respond"
 	"github.com/patchdesk/patchdesk/modules/tickets"
 	"github.com/patchdesk/patchdesk/tenancy"
@@ -61,26 +62,24 @@ func NewService(reg Registry, az *authz.Authorizer, prom prometheus.Registerer) 
 	return &Service{reg: reg, authz: az, lag: lag}, nil
 }
 
-// event is the part of a ticket event the read model needs.
-type event struct {
-	ID         uuid.UUID `json:"event_id"`
-	Type       string    `json:"type"`
-	TenantID   uuid.UUID `json:"tenant_id"`
-	OccurredAt time.Time `json:"occurred_at"`
-	Data       struct {
-		Ticket  tickets.Ticket `json:"ticket"`
-		Comment *struct {
-			Body     string `json:"body"`
-			Internal bool   `json:"internal"`
-		} `json:"comment"`
-	} `json:"data"`
+// eventData is the part of a ticket event's data the read model needs.
+type eventData struct {
+	Ticket  tickets.Ticket `json:"ticket"`
+	Comment *struct {
+		Body     string `json:"body"`
+		Internal bool   `json:"internal"`
+	} `json:"comment"`
 }
 
 // HandleEvent applies one ticket event to the read model, once.
 func (s *Service) HandleEvent(ctx context.Context, m kafka.Message) error {
-	var ev event
-	if err := json.Unmarshal(m.Value, &ev); err != nil || ev.ID == uuid.Nil || ev.TenantID == uuid.Nil {
-		return errors.Join(bus.ErrPermanent, fmt.Errorf("decode event: %v", err))
+	ev, err := outbox.Decode(m.Value)
+	var data eventData
+	if err == nil {
+		err = json.Unmarshal(ev.Data, &data)
+	}
+	if err != nil {
+		return errors.Join(bus.ErrPermanent, err)
 	}
 	if !strings.HasPrefix(ev.Type, "ticket.") {
 		return nil
@@ -93,11 +92,11 @@ func (s *Service) HandleEvent(ctx context.Context, m kafka.Message) error {
 		return err
 	}
 	err = s.reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
-		tag, err := tx.Exec(ctx, `INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, ConsumerGroup, ev.ID)
-		if err != nil || tag.RowsAffected() == 0 {
+		fresh, err := outbox.MarkProcessed(ctx, tx, ConsumerGroup, ev.ID)
+		if err != nil || !fresh {
 			return err
 		}
-		return apply(ctx, tx, &ev)
+		return apply(ctx, tx, ev.Type, &data)
 	})
 	if err != nil {
 		return fmt.Errorf("index event %s: %w", ev.ID, err)
@@ -106,9 +105,9 @@ func (s *Service) HandleEvent(ctx context.Context, m kafka.Message) error {
 	return nil
 }
 
-func apply(ctx context.Context, tx tenancy.Tx, ev *event) error {
-	tk := ev.Data.Ticket
-	if ev.Type == "ticket.deleted" {
+func apply(ctx context.Context, tx tenancy.Tx, eventType string, data *eventData) error {
+	tk := data.Ticket
+	if eventType == "ticket.deleted" {
 		_, err := tx.Exec(ctx, `DELETE FROM search_docs WHERE ticket_id = $1`, tk.ID)
 		return err
 	}
@@ -116,7 +115,7 @@ func apply(ctx context.Context, tx tenancy.Tx, ev *event) error {
 	if err := upsert(ctx, tx, tk, "", ""); err != nil {
 		return err
 	}
-	if c := ev.Data.Comment; c != nil {
+	if c := data.Comment; c != nil {
 		column := "public_text"
 		if c.Internal {
 			column = "internal_text"

@@ -306,14 +306,8 @@ func (s *Service) List(ctx context.Context, sub authz.Subject, tn *tenancy.Tenan
 	if err != nil {
 		return nil, err
 	}
-	page := &respond.Page[*Ticket]{Items: items}
-	if len(items) > p.Limit {
-		page.Items = items[:p.Limit]
-		last := page.Items[p.Limit-1]
-		next := respond.EncodeCursor(ticketCursor{UpdatedAt: last.UpdatedAt, ID: last.ID})
-		page.NextCursor = &next
-	}
-	return page, nil
+	page := respond.NewPage(items, p.Limit, func(last *Ticket) any { return ticketCursor{UpdatedAt: last.UpdatedAt, ID: last.ID} })
+	return &page, nil
 }
 
 // UpdateParams is the body of PATCH /tickets/{number}.
@@ -500,25 +494,20 @@ func (s *Service) ListComments(ctx context.Context, sub authz.Subject, tn *tenan
 	if err := respond.DecodeCursor(cursor, &after); err != nil {
 		return nil, err
 	}
-	page := &respond.Page[Comment]{}
+	var items []Comment
 	err := s.db.Tx(ctx, tn, func(ctx context.Context, tx tenancy.Tx) error {
 		t, err := s.load(ctx, tx, sub, number, false)
 		if err != nil {
 			return err
 		}
-		page.Items, err = listComments(ctx, tx, t.ID, s.can(ctx, sub, authz.CommentsReadInternal, t), after.ID, after.At, limit+1)
+		items, err = listComments(ctx, tx, t.ID, s.can(ctx, sub, authz.CommentsReadInternal, t), after.ID, after.At, limit+1)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	if len(page.Items) > limit {
-		page.Items = page.Items[:limit]
-		last := page.Items[limit-1]
-		next := respond.EncodeCursor(map[string]any{"a": last.CreatedAt, "i": last.ID})
-		page.NextCursor = &next
-	}
-	return page, nil
+	page := respond.NewPage(items, limit, func(last Comment) any { return map[string]any{"a": last.CreatedAt, "i": last.ID} })
+	return &page, nil
 }
 
 // ListEvents pages a ticket's timeline oldest first.
@@ -529,22 +518,18 @@ func (s *Service) ListEvents(ctx context.Context, sub authz.Subject, tn *tenancy
 	if err := respond.DecodeCursor(cursor, &after); err != nil {
 		return nil, err
 	}
-	page := &respond.Page[Event]{}
+	var items []Event
 	err := s.db.Tx(ctx, tn, func(ctx context.Context, tx tenancy.Tx) error {
 		t, err := s.load(ctx, tx, sub, number, false)
 		if err != nil {
 			return err
 		}
-		page.Items, err = listEvents(ctx, tx, t.ID, s.can(ctx, sub, authz.CommentsReadInternal, t), after.ID, limit+1)
+		items, err = listEvents(ctx, tx, t.ID, s.can(ctx, sub, authz.CommentsReadInternal, t), after.ID, limit+1)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	if len(page.Items) > limit {
-		page.Items = page.Items[:limit]
-		next := respond.EncodeCursor(map[string]int64{"i": page.Items[limit-1].ID})
-		page.NextCursor = &next
-	}
-	return page, nil
+	page := respond.NewPage(items, limit, func(last Event) any { return map[string]int64{"i": last.ID} })
+	return &page, nil
 }
