@@ -234,7 +234,7 @@ func (e *moveEnv) tableList() string {
 // role, schema, migrations at the same version, tables emptied (the initial
 // copy brings their rows), and the marker table.
 func (r *Registry) prepareTarget(ctx context.Context, e *moveEnv) error {
-	if err := dropSubscription(ctx, e.tgt, e.m.name()); err != nil {
+	if err := dropSubscription(ctx, e.tgt, e.src, e.m.name()); err != nil {
 		return err
 	}
 	if _, err := e.tgt.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{e.t.Schema}.Sanitize()+` CASCADE`); err != nil {
@@ -684,40 +684,75 @@ func (r *Registry) flipPlacement(ctx context.Context, e *moveEnv, frozen time.Ti
 const subscriptionExists = `SELECT EXISTS (SELECT 1 FROM pg_subscription
 	WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()))`
 
-// dropSubscription removes a move's subscription without touching its slot
-// (the slot lives on the source and is dropped there).
-func dropSubscription(ctx context.Context, pool *pgxpool.Pool, name string) error {
-	var exists bool
-	if err := pool.QueryRow(ctx, subscriptionExists, name).Scan(&exists); err != nil {
-		return fmt.Errorf("find subscription: %w", err)
-	}
-	if !exists {
+// dropSubscription removes a move's subscription from the target without
+// waiting on the source. Its main slot is left for dropPublication. Slots of
+// table copies still in progress are dropped here first: DROP SUBSCRIPTION
+// would otherwise wait for them to go inactive, which on a single cluster
+// can be forever.
+func dropSubscription(ctx context.Context, tgt, src *pgxpool.Pool, name string) error {
+	var oid uint32
+	err := tgt.QueryRow(ctx, `SELECT oid FROM pg_subscription
+		WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`, name).Scan(&oid)
+	if errors.Is(err, pgx.ErrNoRows) {
 		return nil
 	}
-	for _, s := range []string{
-		`ALTER SUBSCRIPTION ` + name + ` DISABLE`,
-		`ALTER SUBSCRIPTION ` + name + ` SET (slot_name = NONE)`,
-		`DROP SUBSCRIPTION ` + name,
-	} {
-		if _, err := pool.Exec(ctx, s); err != nil {
+	if err != nil {
+		return fmt.Errorf("find subscription: %w", err)
+	}
+	for _, s := range []string{`ALTER SUBSCRIPTION ` + name + ` DISABLE`, `ALTER SUBSCRIPTION ` + name + ` SET (slot_name = NONE)`} {
+		if _, err := tgt.Exec(ctx, s); err != nil {
+			return fmt.Errorf("drop subscription: %w", err)
+		}
+	}
+	if err := dropSlots(ctx, src, "pg_"+strconv.FormatUint(uint64(oid), 10)+"_sync_%"); err != nil {
+		return err
+	}
+	conn, err := tgt.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("drop subscription: %w", err)
+	}
+	defer conn.Release()
+	// Bounded, whatever the source does; the session setting is reset before release.
+	for _, s := range []string{`SET statement_timeout = '30s'`, `DROP SUBSCRIPTION ` + name, `RESET statement_timeout`} {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			_, _ = conn.Exec(context.WithoutCancel(ctx), `RESET statement_timeout`)
 			return fmt.Errorf("drop subscription: %w", err)
 		}
 	}
 	return nil
 }
 
-// dropPublication removes a move's slot and publication from the source.
-func dropPublication(ctx context.Context, pool *pgxpool.Pool, name string) error {
-	// The slot may still be held for a moment by the walsender of the subscription just dropped.
-	for attempt := 0; ; attempt++ {
-		_, err := pool.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, name)
-		if err == nil {
-			break
+// dropSlots drops the replication slots matching a LIKE pattern on a
+// server, ending the walsenders that still hold them.
+func dropSlots(ctx context.Context, pool *pgxpool.Pool, pattern string) error {
+	var last error
+	for attempt := 0; attempt < 50; attempt++ {
+		if _, err := pool.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
+			WHERE slot_name LIKE $1 AND active_pid IS NOT NULL`, pattern); err != nil {
+			last = err
 		}
-		if attempt == 50 {
-			return fmt.Errorf("drop replication slot: %w", err)
+		_, err := pool.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+			WHERE slot_name LIKE $1 AND NOT active`, pattern)
+		var left int
+		if err == nil {
+			err = pool.QueryRow(ctx, `SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE $1`, pattern).Scan(&left)
+		}
+		if err == nil && left == 0 {
+			return nil
+		}
+		if err != nil {
+			last = err
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("drop replication slots %s: %v", pattern, last)
+}
+
+// dropPublication removes a move's slot and publication from the source.
+func dropPublication(ctx context.Context, pool *pgxpool.Pool, name string) error {
+	// The walsender of the subscription just dropped may still hold the slot.
+	if err := dropSlots(ctx, pool, name); err != nil {
+		return err
 	}
 	if _, err := pool.Exec(ctx, `DROP PUBLICATION IF EXISTS `+name); err != nil {
 		return fmt.Errorf("drop publication: %w", err)
@@ -728,7 +763,7 @@ func dropPublication(ctx context.Context, pool *pgxpool.Pool, name string) error
 // cleanUp removes the replication and retires the sealed source copy: the
 // schema is renamed and recorded, to be dropped after the retention.
 func (r *Registry) cleanUp(ctx context.Context, e *moveEnv) error {
-	if err := dropSubscription(ctx, e.tgt, e.m.name()); err != nil {
+	if err := dropSubscription(ctx, e.tgt, e.src, e.m.name()); err != nil {
 		return err
 	}
 	if err := dropPublication(ctx, e.src, e.m.name()); err != nil {
@@ -777,7 +812,7 @@ func (r *Registry) AbortMove(ctx context.Context, id int64) (*Move, error) {
 	if err != nil {
 		return m, err
 	}
-	if err := dropSubscription(ctx, e.tgt, m.name()); err != nil {
+	if err := dropSubscription(ctx, e.tgt, e.src, m.name()); err != nil {
 		return m, err
 	}
 	if err := dropPublication(ctx, e.src, m.name()); err != nil {

@@ -63,12 +63,20 @@ func (c config) Redacted() config {
 }
 
 // bindConfig registers the shared flags on fs with environment defaults.
+// The control database is --database-url and --control-database-url.
 func bindConfig(fs *flag.FlagSet) *config {
+	c := bindConfigOnly(fs)
+	fs.Func("database-url", "control database URL (DATABASE_URL)", func(v string) error { c.DatabaseURL = v; return nil })
+	return c
+}
+
+// bindConfigOnly registers the shared flags, with the control database as
+// --control-database-url only (tenants create uses --database-url for the
+// tenant's own database).
+func bindConfigOnly(fs *flag.FlagSet) *config {
 	c := &config{}
-	fs.StringVar(&c.DatabaseURL, "database-url",
+	fs.StringVar(&c.DatabaseURL, "control-database-url",
 		cmp.Or(os.Getenv("DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/patchdesk?sslmode=disable"), "control database URL (DATABASE_URL)")
-	fs.Func("control-database-url", "alias of --database-url (for tenants create, where --database-url names the tenant's database)",
-		func(v string) error { c.DatabaseURL = v; return nil })
 	fs.StringVar(&c.HTTPAddr, "addr", cmp.Or(os.Getenv("PATCHDESK_HTTP_ADDR"), "127.0.0.1:8080"), "HTTP listen address (PATCHDESK_HTTP_ADDR)")
 	fs.StringVar(&c.DataDir, "data-dir", cmp.Or(os.Getenv("PATCHDESK_DATA_DIR"), "./data"), "data directory (PATCHDESK_DATA_DIR)")
 	fs.StringVar(&c.BaseDomain, "base-domain", os.Getenv("PATCHDESK_BASE_DOMAIN"), "serve tenants on {slug}.DOMAIN too (PATCHDESK_BASE_DOMAIN)")

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -48,13 +47,19 @@ func tenants(ctx context.Context, args []string) error {
 	}
 	sub := args[0]
 	fs := flag.NewFlagSet("tenants "+sub, flag.ContinueOnError)
-	c := bindConfig(fs)
+	var c *config
 	var f tenantFlags
+	if sub == "create" {
+		// Here --database-url names the tenant's dedicated database.
+		c = bindConfigOnly(fs)
+		fs.StringVar(&f.databaseURL, "database-url", "", "create the tenant in this dedicated database (URL or env:VAR)")
+	} else {
+		c = bindConfig(fs)
+	}
 	fs.BoolVar(&f.asJSON, "json", false, "JSON output (list)")
 	fs.StringVar(&f.name, "name", "", "display name (create, import)")
 	fs.StringVar(&f.ownerEmail, "owner-email", "", "first owner's email (create)")
 	fs.StringVar(&f.ownerPass, "owner-password", "", "first owner's password (create)")
-	fs.StringVar(&f.databaseURL, "database-url-dedicated", "", "")
 	fs.StringVar(&f.toDatabaseURL, "to-database-url", "", "move to this dedicated database (URL or env:VAR)")
 	fs.StringVar(&f.to, "to", "", "move to a tier: shared")
 	fs.Int64Var(&f.resume, "resume", 0, "resume move ID")
@@ -63,14 +68,7 @@ func tenants(ctx context.Context, args []string) error {
 	fs.StringVar(&f.out, "out", "", "archive file (export)")
 	fs.StringVar(&f.slug, "slug", "", "slug of the imported tenant (import)")
 	fs.StringVar(&f.confirm, "confirm", "", "repeat the slug to confirm (delete)")
-	// "create --database-url" names the tenant's dedicated database, while
-	// elsewhere --database-url names the control database (for create, use
-	// DATABASE_URL or --control-database-url): rewrite.
-	rest := args[1:]
-	if sub == "create" {
-		rest = renameFlag(rest, "--database-url", "--database-url-dedicated")
-	}
-	positional, err := parse(fs, rest, c)
+	positional, err := parse(fs, args[1:], c)
 	if err != nil {
 		return err
 	}
@@ -85,23 +83,6 @@ func tenants(ctx context.Context, args []string) error {
 	}
 	defer reg.Close()
 	return runTenants(ctx, reg, log, sub, arg, f)
-}
-
-// renameFlag renames one flag (in -x v, --x v, --x=v forms) in args.
-func renameFlag(args []string, from, to string) []string {
-	out := make([]string, len(args))
-	for i, a := range args {
-		switch {
-		case a == from || a == from[1:]:
-			out[i] = to
-		case strings.HasPrefix(a, from+"=") || strings.HasPrefix(a, from[1:]+"="):
-			_, v, _ := strings.Cut(a, "=")
-			out[i] = to + "=" + v
-		default:
-			out[i] = a
-		}
-	}
-	return out
 }
 
 func runTenants(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, sub, arg string, f tenantFlags) error {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/url"
 	"os"
@@ -105,14 +106,37 @@ func dropReplication(ctx context.Context, t testing.TB, admin *pgx.Conn, dbName 
 	u, _ := url.Parse(AdminURL())
 	u.Path = "/" + dbName
 	if conn, err := pgx.Connect(ctx, u.String()); err == nil {
-		rows, err := conn.Query(ctx, `SELECT subname FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`)
+		rows, err := conn.Query(ctx, `SELECT subname, oid FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`)
 		if err == nil {
-			subs, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+			type sub struct {
+				name string
+				oid  uint32
+			}
+			subs, _ := pgx.CollectRows(rows, func(r pgx.CollectableRow) (sub, error) {
+				var s sub
+				return s, r.Scan(&s.name, &s.oid)
+			})
 			for _, s := range subs {
-				id := pgx.Identifier{s}.Sanitize()
-				for _, q := range []string{`ALTER SUBSCRIPTION ` + id + ` DISABLE`, `ALTER SUBSCRIPTION ` + id + ` SET (slot_name = NONE)`, `DROP SUBSCRIPTION ` + id} {
+				id := pgx.Identifier{s.name}.Sanitize()
+				for _, q := range []string{`ALTER SUBSCRIPTION ` + id + ` DISABLE`, `ALTER SUBSCRIPTION ` + id + ` SET (slot_name = NONE)`} {
 					if _, err := conn.Exec(ctx, q); err != nil {
-						t.Logf("drop subscription %s: %v", s, err)
+						t.Logf("disable subscription %s: %v", s.name, err)
+					}
+				}
+				// Table-copy slots would make DROP SUBSCRIPTION wait on them: end them first.
+				syncSlots := fmt.Sprintf("pg_%d_sync_%%", s.oid)
+				for range 20 {
+					_, _ = admin.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name LIKE $1 AND active_pid IS NOT NULL`, syncSlots)
+					_, _ = admin.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE $1 AND NOT active`, syncSlots)
+					var left int
+					if admin.QueryRow(ctx, `SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE $1`, syncSlots).Scan(&left) == nil && left == 0 {
+						break
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+				if _, err := conn.Exec(ctx, `SET statement_timeout = '30s'`); err == nil {
+					if _, err := conn.Exec(ctx, `DROP SUBSCRIPTION `+id); err != nil {
+						t.Logf("drop subscription %s: %v", s.name, err)
 					}
 				}
 			}
@@ -120,8 +144,10 @@ func dropReplication(ctx context.Context, t testing.TB, admin *pgx.Conn, dbName 
 		conn.Close(ctx)
 	}
 	for range 50 { // a walsender may hold a slot for a moment after its subscription went
-		_, err := admin.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1`, dbName)
-		if err == nil {
+		_, _ = admin.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL`, dbName)
+		_, err := admin.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`, dbName)
+		var left int
+		if err == nil && admin.QueryRow(ctx, `SELECT count(*) FROM pg_replication_slots WHERE database = $1`, dbName).Scan(&left) == nil && left == 0 {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
