@@ -56,6 +56,25 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, action, resource s
 	return true
 }
 
+// position is where a newest-first page continues: before (created_at, id).
+type position struct {
+	At time.Time `json:"a"`
+	ID uuid.UUID `json:"i"`
+}
+
+// newestFirst reads the ?cursor= of a newest-first list; without one the
+// page starts after everything that exists.
+func newestFirst(r *http.Request) (position, error) {
+	var p position
+	if err := respond.DecodeCursor(r.URL.Query().Get("cursor"), &p); err != nil {
+		return p, err
+	}
+	if p.At.IsZero() {
+		p.At = time.Now().Add(time.Hour)
+	}
+	return p, nil
+}
+
 func pathID(r *http.Request, what string) (uuid.UUID, error) {
 	id, err := uuid.Parse(mux.Vars(r)["id"])
 	if err != nil {
@@ -70,16 +89,10 @@ func (h *Handler) listNotifications(w http.ResponseWriter, r *http.Request) {
 		respond.Error(w, r, err)
 		return
 	}
-	var before struct {
-		At time.Time `json:"a"`
-		ID uuid.UUID `json:"i"`
-	}
-	if err := respond.DecodeCursor(r.URL.Query().Get("cursor"), &before); err != nil {
+	before, err := newestFirst(r)
+	if err != nil {
 		respond.Error(w, r, err)
 		return
-	}
-	if before.At.IsZero() {
-		before.At = time.Now().Add(time.Hour)
 	}
 	unread := r.URL.Query().Get("unread") == "true"
 	page := respond.Page[Notification]{Items: []Notification{}}
@@ -100,7 +113,7 @@ func (h *Handler) listNotifications(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	respond.JSON(w, http.StatusOK, respond.NewPage(page.Items, limit, func(last Notification) any {
-		return map[string]any{"a": last.CreatedAt, "i": last.ID}
+		return position{At: last.CreatedAt, ID: last.ID}
 	}))
 }
 
@@ -233,16 +246,10 @@ func (h *Handler) listDeliveries(w http.ResponseWriter, r *http.Request) {
 		respond.Error(w, r, respond.Errorf(respond.ErrInvalidInput, "status must be pending, sent, failed or dead"))
 		return
 	}
-	var before struct {
-		At time.Time `json:"a"`
-		ID uuid.UUID `json:"i"`
-	}
-	if err := respond.DecodeCursor(r.URL.Query().Get("cursor"), &before); err != nil {
+	before, err := newestFirst(r)
+	if err != nil {
 		respond.Error(w, r, err)
 		return
-	}
-	if before.At.IsZero() {
-		before.At = time.Now().Add(time.Hour)
 	}
 	page := respond.Page[*Delivery]{Items: []*Delivery{}}
 	ok := h.run(w, r, authz.DeliveriesManage, authz.ResourceNotify, func(ctx context.Context, tx tenancy.Tx, _ authz.Subject) error {
@@ -266,7 +273,7 @@ func (h *Handler) listDeliveries(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	respond.JSON(w, http.StatusOK, respond.NewPage(page.Items, limit, func(last *Delivery) any {
-		return map[string]any{"a": last.CreatedAt, "i": last.ID}
+		return position{At: last.CreatedAt, ID: last.ID}
 	}))
 }
 
