@@ -82,12 +82,6 @@ func (c *placementCache) forget(slug string) {
 	}
 }
 
-func (c *placementCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.entries)
-}
-
 // Invalidate drops a slug from this process's cache ("" drops everything).
 func (r *Registry) Invalidate(slug string) { r.cache.forget(slug) }
 

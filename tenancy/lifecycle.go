@@ -3,6 +3,7 @@ package tenancy
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -207,7 +208,7 @@ func (r *Registry) Import(ctx context.Context, slug, name string, archive io.Rea
 	if m.SchemaVersion > r.latest {
 		return nil, fmt.Errorf("import: archive is at schema version %d, newer than this binary's %d", m.SchemaVersion, r.latest)
 	}
-	t, err := r.Provision(ctx, ProvisionParams{Slug: slug, Name: cmpOr(name, m.Name)})
+	t, err := r.Provision(ctx, ProvisionParams{Slug: slug, Name: cmp.Or(name, m.Name)})
 	if err != nil {
 		return nil, err
 	}
@@ -253,13 +254,6 @@ func (r *Registry) Import(ctx context.Context, slug, name string, archive io.Rea
 	}
 	r.audit(ctx, t, "tenant.imported", map[string]any{"from": m.Slug, "exported_at": m.ExportedAt})
 	return t, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // quoteColumns turns a CSV header row into a quoted column list.

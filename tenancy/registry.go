@@ -129,19 +129,6 @@ func (r *Registry) closeIdlePools() {
 	}
 }
 
-// OpenPools reports how many database pools are open (the control pool included).
-func (r *Registry) OpenPools() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 1
-	for _, p := range r.pools {
-		if p != r.control {
-			n++
-		}
-	}
-	return n
-}
-
 // Close closes every pool.
 func (r *Registry) Close() {
 	r.mu.Lock()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -214,20 +215,13 @@ func createTenant(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, 
 	if err != nil {
 		return err
 	}
-	res, err := app.Members.Signup(ctx, members.SignupParams{Slug: slug, Name: cmpOr(f.name, slug), AdminEmail: f.ownerEmail,
+	res, err := app.Members.Signup(ctx, members.SignupParams{Slug: slug, Name: cmp.Or(f.name, slug), AdminEmail: f.ownerEmail,
 		AdminName: "Owner", Password: f.ownerPass, DatabaseID: dbID})
 	if err != nil {
 		return err
 	}
 	fmt.Printf("created %s (%s, %s tier) in %s.%s\n", res.Tenant.Slug, res.Tenant.ID, res.Tenant.Tier, res.Tenant.DatabaseID, res.Tenant.Schema)
 	return nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func moveTenant(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, slug string, f tenantFlags) error {

@@ -128,10 +128,10 @@ type SignupResult struct {
 
 // Signup provisions a tenant with its first owner and a session for them.
 func (s *Service) Signup(ctx context.Context, p SignupParams) (*SignupResult, error) {
-	err := errors.Join(ValidateSlug(p.Slug), validateName("name", p.Name), validateEmail(p.AdminEmail),
+	err := respond.FirstError(ValidateSlug(p.Slug), validateName("name", p.Name), validateEmail(p.AdminEmail),
 		validateName("admin_name", p.AdminName), validatePassword(p.Password))
 	if err != nil {
-		return nil, firstProblem(err)
+		return nil, err
 	}
 	hash, err := hashPassword(p.Password, s.cfg.Argon)
 	if err != nil {
@@ -159,18 +159,6 @@ func (s *Service) Signup(ctx context.Context, p SignupParams) (*SignupResult, er
 	}
 	res.Tenant = t
 	return res, nil
-}
-
-// firstProblem returns the first client-facing problem of a joined error.
-func firstProblem(err error) error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range j.Unwrap() {
-			if e != nil {
-				return e
-			}
-		}
-	}
-	return err
 }
 
 func (s *Service) issueSession(ctx context.Context, tx tenancy.Tx, memberID uuid.UUID) (string, error) {
@@ -247,8 +235,8 @@ func (s *Service) CreateMember(ctx context.Context, sub authz.Subject, t *tenanc
 			return nil, err
 		}
 	}
-	if err := errors.Join(validateEmail(p.Email), validateName("name", p.Name)); err != nil {
-		return nil, firstProblem(err)
+	if err := respond.FirstError(validateEmail(p.Email), validateName("name", p.Name)); err != nil {
+		return nil, err
 	}
 	var hash string
 	if p.Password != nil {

@@ -36,6 +36,17 @@ func (p *Problem) Error() string { return fmt.Sprintf("%v: %s", p.Kind, p.Detail
 // Unwrap lets errors.Is match the sentinel.
 func (p *Problem) Unwrap() error { return p.Kind }
 
+// FirstError returns the first non-nil error, so a chain of checks reports
+// the first one that failed.
+func FirstError(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Errorf builds a Problem of the given kind whose detail is shown to the client.
 func Errorf(kind error, format string, args ...any) error {
 	return &Problem{Kind: kind, Detail: fmt.Sprintf(format, args...)}

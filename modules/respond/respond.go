@@ -61,10 +61,10 @@ var statusOf = []struct {
 // are logged with the request's logger and answered with a bare 500, so no SQL
 // or internal detail reaches the client.
 func Error(w http.ResponseWriter, r *http.Request, err error) {
-	status := http.StatusInternalServerError
+	status, sentinel := http.StatusInternalServerError, error(nil)
 	for _, s := range statusOf {
 		if errors.Is(err, s.err) {
-			status = s.status
+			status, sentinel = s.status, s.err
 			break
 		}
 	}
@@ -79,7 +79,8 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 	case status == http.StatusInternalServerError:
 		slog.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	default:
-		body.Detail = detailOf(err)
+		// Only the sentinel's own text: wrapped context may name internals.
+		body.Detail = sentinel.Error()
 	}
 	if (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "1")
@@ -87,15 +88,4 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(body)
-}
-
-// detailOf returns the client-safe message of a known sentinel-wrapping error:
-// only the sentinel's own text, never wrapped context that may name internals.
-func detailOf(err error) string {
-	for _, s := range statusOf {
-		if errors.Is(err, s.err) {
-			return s.err.Error()
-		}
-	}
-	return ""
 }

@@ -160,7 +160,7 @@ func (h *Handler) addComment(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) listComments(w http.ResponseWriter, r *http.Request) {
 	req, err := parse(r)
 	limit, lerr := respond.Limit(r)
-	if err = cmpErr(err, lerr); err != nil {
+	if err = respond.FirstError(err, lerr); err != nil {
 		respond.Error(w, r, err)
 		return
 	}
@@ -175,7 +175,7 @@ func (h *Handler) listComments(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) listEvents(w http.ResponseWriter, r *http.Request) {
 	req, err := parse(r)
 	limit, lerr := respond.Limit(r)
-	if err = cmpErr(err, lerr); err != nil {
+	if err = respond.FirstError(err, lerr); err != nil {
 		respond.Error(w, r, err)
 		return
 	}
@@ -185,14 +185,4 @@ func (h *Handler) listEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	respond.JSON(w, http.StatusOK, page)
-}
-
-// cmpErr returns the first non-nil error.
-func cmpErr(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -178,8 +178,8 @@ func (s *Service) Create(ctx context.Context, sub authz.Subject, tn *tenancy.Ten
 		return nil, err
 	}
 	t.Tags = tags
-	if err := errors.Join(validateTitle(p.Title), validateBody(p.Body, false), validatePriority(t.Priority)); err != nil {
-		return nil, firstError(err)
+	if err := respond.FirstError(validateTitle(p.Title), validateBody(p.Body, false), validatePriority(t.Priority)); err != nil {
+		return nil, err
 	}
 	if err := s.resolveRequester(ctx, sub, t); err != nil {
 		return nil, err
@@ -243,17 +243,6 @@ func deref[T any](p *T) T {
 		return zero
 	}
 	return *p
-}
-
-func firstError(err error) error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range j.Unwrap() {
-			if e != nil {
-				return e
-			}
-		}
-	}
-	return err
 }
 
 // Get returns a ticket the subject may read.
