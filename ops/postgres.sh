@@ -12,11 +12,12 @@ ready() { command -v pg_isready >/dev/null && pg_isready -q -h "$host" -p "$port
 # Tier moves copy tenants with logical replication, which needs
 # wal_level=logical, enough replication workers for moves running side by
 # side, and a short launcher retry (its 5 s default delays a move that starts
-# right after another one finished).
+# right after another one finished). Parallel test packages each open a
+# few pools, so the default 100 connections is raised.
 ensure_logical() {
   settings=$(psql -h "$host" -p "$port" -U postgres -Atc "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name)
-    FROM pg_settings WHERE name IN ('wal_level', 'max_logical_replication_workers', 'max_worker_processes', 'wal_retrieve_retry_interval', 'max_replication_slots', 'max_wal_senders')" postgres)
-  want="max_logical_replication_workers=8 max_replication_slots=20 max_wal_senders=20 max_worker_processes=16 wal_level=logical wal_retrieve_retry_interval=200"
+    FROM pg_settings WHERE name IN ('wal_level', 'max_logical_replication_workers', 'max_worker_processes', 'wal_retrieve_retry_interval', 'max_replication_slots', 'max_wal_senders', 'max_connections')" postgres)
+  want="max_connections=300 max_logical_replication_workers=8 max_replication_slots=20 max_wal_senders=20 max_worker_processes=16 wal_level=logical wal_retrieve_retry_interval=200"
   if [ "$settings" != "$want" ]; then
     echo "ops/postgres.sh: configuring logical replication ($want) and restarting PostgreSQL" >&2
     for kv in $want; do

@@ -15,6 +15,7 @@ import (
 
 	"github.com/patchdesk/patchdesk/modules/audit"
 	"github.com/patchdesk/patchdesk/modules/authz"
+	"github.com/patchdesk/patchdesk/modules/errs"
 	"github.com/patchdesk/patchdesk/modules/jobs"
 	"github.com/patchdesk/patchdesk/modules/members"
 	"github.com/patchdesk/patchdesk/modules/notify"
@@ -121,10 +122,10 @@ func New(reg *tenancy.Registry, log *slog.Logger, metrics *obs.Metrics, cfg Conf
 func opsRouter(d deps) *mux.Router {
 	root := mux.NewRouter()
 	root.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		respond.Error(w, r, respond.Errorf(respond.ErrNotFound, "no such route"))
+		respond.Error(w, r, errs.Errorf(errs.ErrNotFound, "no such route"))
 	})
 	root.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		respond.Error(w, r, respond.Errorf(respond.ErrMethod, "method %s not allowed here", r.Method))
+		respond.Error(w, r, errs.Errorf(errs.ErrMethod, "method %s not allowed here", r.Method))
 	})
 	root.Use(obs.RouteTagger)
 	root.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -172,7 +173,7 @@ func readyz(d deps) http.HandlerFunc {
 		}
 		if err != nil {
 			d.log.WarnContext(ctx, "not ready", "err", err)
-			respond.Error(w, r, respond.Errorf(respond.ErrUnavailable, "dependencies unavailable"))
+			respond.Error(w, r, errs.Errorf(errs.ErrUnavailable, "dependencies unavailable"))
 			return
 		}
 		respond.JSON(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/patchdesk/patchdesk/modules/errs"
 	"github.com/patchdesk/patchdesk/modules/ratelimit"
 	"github.com/patchdesk/patchdesk/modules/respond"
 	"github.com/patchdesk/patchdesk/tenancy"
@@ -36,7 +37,7 @@ func (l *limits) middleware(next http.Handler) http.Handler {
 			who string
 		}{{l.token, string(sum[:]), "token"}, {l.tenant, t.ID.String(), "tenant"}} {
 			if ok, retry := c.lim.Allow(c.key); !ok {
-				respond.Error(w, r, &respond.Problem{Kind: respond.ErrRateLimited, Detail: "rate limit of this " + c.who + " exceeded", RetryAfter: retry})
+				respond.Error(w, r, &errs.Problem{Kind: errs.ErrRateLimited, Detail: "rate limit of this " + c.who + " exceeded", RetryAfter: retry})
 				return
 			}
 		}

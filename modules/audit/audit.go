@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/patchdesk/patchdesk/modules/authz"
+	"github.com/patchdesk/patchdesk/modules/page"
 	"github.com/patchdesk/patchdesk/modules/respond"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
@@ -56,14 +57,14 @@ func NewService(db tenancy.TxRunner, az *authz.Authorizer) *Service {
 }
 
 // List pages the audit log newest first, optionally for one target.
-func (s *Service) List(ctx context.Context, sub authz.Subject, t *tenancy.Tenant, target, cursor string, limit int) (*respond.Page[Entry], error) {
+func (s *Service) List(ctx context.Context, sub authz.Subject, t *tenancy.Tenant, target, cursor string, limit int) (*page.Page[Entry], error) {
 	if err := s.authz.Check(ctx, sub, authz.Request{Action: authz.AuditRead, Resource: authz.ResourceAudit}); err != nil {
 		return nil, err
 	}
 	var before struct {
 		ID int64 `json:"i"`
 	}
-	if err := respond.DecodeCursor(cursor, &before); err != nil {
+	if err := page.DecodeCursor(cursor, &before); err != nil {
 		return nil, err
 	}
 	var items []Entry
@@ -86,8 +87,8 @@ func (s *Service) List(ctx context.Context, sub authz.Subject, t *tenancy.Tenant
 	if err != nil {
 		return nil, err
 	}
-	page := respond.NewPage(items, limit, func(last Entry) any { return map[string]int64{"i": last.ID} })
-	return &page, nil
+	pg := page.New(items, limit, func(last Entry) any { return map[string]int64{"i": last.ID} })
+	return &pg, nil
 }
 
 // Handler serves GET /audit.

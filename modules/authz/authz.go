@@ -11,8 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/ory/ladon"
 	"github.com/ory/ladon/manager/memory"
-
-	"github.com/patchdesk/patchdesk/modules/respond"
+	"github.com/patchdesk/patchdesk/modules/errs"
 )
 
 // Roles, most to least privileged.
@@ -134,10 +133,10 @@ func (a *Authorizer) Allowed(ctx context.Context, role string, req Request) bool
 	return err == nil
 }
 
-// Check returns respond.ErrForbidden unless the subject may perform the request.
+// Check returns errs.ErrForbidden unless the subject may perform the request.
 func (a *Authorizer) Check(ctx context.Context, s Subject, req Request) error {
 	if !a.Allowed(ctx, s.Role, req) {
-		return respond.Errorf(respond.ErrForbidden, "role %s may not %s", s.Role, req.Action)
+		return errs.Errorf(errs.ErrForbidden, "role %s may not %s", s.Role, req.Action)
 	}
 	return nil
 }

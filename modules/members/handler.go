@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/patchdesk/patchdesk/modules/authz"
+	"github.com/patchdesk/patchdesk/modules/errs"
 	"github.com/patchdesk/patchdesk/modules/ratelimit"
 	"github.com/patchdesk/patchdesk/modules/respond"
 	"github.com/patchdesk/patchdesk/tenancy"
@@ -70,7 +71,7 @@ func (h *Handler) Authenticate(next http.Handler) http.Handler {
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || token == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="patchdesk"`)
-			respond.Error(w, r, respond.Errorf(respond.ErrUnauthenticated, "missing bearer token"))
+			respond.Error(w, r, errs.Errorf(errs.ErrUnauthenticated, "missing bearer token"))
 			return
 		}
 		sub, err := h.svc.Authenticate(r.Context(), tenancy.FromContext(r.Context()), strings.TrimSpace(token))
@@ -95,7 +96,7 @@ func ClientIP(r *http.Request) string {
 func limited(w http.ResponseWriter, r *http.Request, lim *ratelimit.Limiter, key string) bool {
 	ok, retry := lim.Allow(key)
 	if !ok {
-		respond.Error(w, r, &respond.Problem{Kind: respond.ErrRateLimited, Detail: "too many attempts; slow down", RetryAfter: retry})
+		respond.Error(w, r, &errs.Problem{Kind: errs.ErrRateLimited, Detail: "too many attempts; slow down", RetryAfter: retry})
 	}
 	return !ok
 }
@@ -193,7 +194,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 	id, err := uuid.Parse(mux.Vars(r)["id"])
 	if err != nil {
-		respond.Error(w, r, respond.Errorf(respond.ErrNotFound, "member not found"))
+		respond.Error(w, r, errs.Errorf(errs.ErrNotFound, "member not found"))
 		return
 	}
 	var p UpdateMemberParams

@@ -19,7 +19,8 @@ import (
 
 	"github.com/patchdesk/patchdesk/modules/audit"
 	"github.com/patchdesk/patchdesk/modules/authz"
-	"github.com/patchdesk/patchdesk/modules/respond"
+	"github.com/patchdesk/patchdesk/modules/errs"
+	"github.com/patchdesk/patchdesk/modules/page"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
 
@@ -76,10 +77,10 @@ var (
 // [a-z0-9-], starting and ending with a letter or digit, not reserved.
 func ValidateSlug(slug string) error {
 	if !slugPattern.MatchString(slug) {
-		return respond.Errorf(respond.ErrInvalid, "slug must be 3-40 characters of a-z, 0-9 and '-', starting and ending with a letter or digit")
+		return errs.Errorf(errs.ErrInvalid, "slug must be 3-40 characters of a-z, 0-9 and '-', starting and ending with a letter or digit")
 	}
 	if slices.Contains(reservedSlugs, slug) {
-		return respond.Errorf(respond.ErrInvalid, "slug %q is reserved", slug)
+		return errs.Errorf(errs.ErrInvalid, "slug %q is reserved", slug)
 	}
 	return nil
 }
@@ -87,7 +88,7 @@ func ValidateSlug(slug string) error {
 func validateEmail(email string) error {
 	a, err := mail.ParseAddress(email)
 	if err != nil || a.Address != email || len(email) > 254 {
-		return respond.Errorf(respond.ErrInvalid, "email %q is not a valid address", email)
+		return errs.Errorf(errs.ErrInvalid, "email %q is not a valid address", email)
 	}
 	return nil
 }
@@ -95,14 +96,14 @@ func validateEmail(email string) error {
 func validateName(field, name string) error {
 	n := utf8.RuneCountInString(strings.TrimSpace(name))
 	if n < 1 || n > 200 {
-		return respond.Errorf(respond.ErrInvalid, "%s must be 1-200 characters", field)
+		return errs.Errorf(errs.ErrInvalid, "%s must be 1-200 characters", field)
 	}
 	return nil
 }
 
 func validatePassword(pw string) error {
 	if n := utf8.RuneCountInString(pw); n < 10 || n > 200 {
-		return respond.Errorf(respond.ErrInvalid, "password must be 10-200 characters")
+		return errs.Errorf(errs.ErrInvalid, "password must be 10-200 characters")
 	}
 	return nil
 }
@@ -128,7 +129,7 @@ type SignupResult struct {
 
 // Signup provisions a tenant with its first owner and a session for them.
 func (s *Service) Signup(ctx context.Context, p SignupParams) (*SignupResult, error) {
-	err := respond.FirstError(ValidateSlug(p.Slug), validateName("name", p.Name), validateEmail(p.AdminEmail),
+	err := errs.FirstError(ValidateSlug(p.Slug), validateName("name", p.Name), validateEmail(p.AdminEmail),
 		validateName("admin_name", p.AdminName), validatePassword(p.Password))
 	if err != nil {
 		return nil, err
@@ -152,7 +153,7 @@ func (s *Service) Signup(ctx context.Context, p SignupParams) (*SignupResult, er
 		},
 	})
 	if errors.Is(err, tenancy.ErrSlugTaken) {
-		return nil, respond.Errorf(respond.ErrConflict, "slug %q is taken", p.Slug)
+		return nil, errs.Errorf(errs.ErrConflict, "slug %q is taken", p.Slug)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("signup: %w", err)
@@ -177,7 +178,7 @@ func (s *Service) Login(ctx context.Context, t *tenancy.Tenant, email, password 
 	var token string
 	err := s.db.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
 		c, err := memberByEmail(ctx, tx, email)
-		if err != nil && !errors.Is(err, respond.ErrNotFound) {
+		if err != nil && !errors.Is(err, errs.ErrNotFound) {
 			return err
 		}
 		hash := s.dummyHash
@@ -189,7 +190,7 @@ func (s *Service) Login(ctx context.Context, t *tenancy.Tenant, email, password 
 			return fmt.Errorf("login: %w", verr)
 		}
 		if c == nil || c.PasswordHash == nil || !ok || !c.Member.Active {
-			return respond.Errorf(respond.ErrUnauthenticated, "invalid email or password")
+			return errs.Errorf(errs.ErrUnauthenticated, "invalid email or password")
 		}
 		token, err = s.issueSession(ctx, tx, c.Member.ID)
 		return err
@@ -203,7 +204,7 @@ func (s *Service) Login(ctx context.Context, t *tenancy.Tenant, email, password 
 func (s *Service) Authenticate(ctx context.Context, t *tenancy.Tenant, token string) (authz.Subject, error) {
 	tenantID, hash, ok := parseToken(token)
 	if !ok || tenantID != t.ID {
-		return authz.Subject{}, respond.Errorf(respond.ErrUnauthenticated, "invalid or expired token")
+		return authz.Subject{}, errs.Errorf(errs.ErrUnauthenticated, "invalid or expired token")
 	}
 	var sub authz.Subject
 	err := s.db.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
@@ -228,14 +229,14 @@ func (s *Service) CreateMember(ctx context.Context, sub authz.Subject, t *tenanc
 		return nil, err
 	}
 	if !authz.ValidRole(p.Role) {
-		return nil, respond.Errorf(respond.ErrInvalid, "role must be one of %s", strings.Join(authz.Roles, ", "))
+		return nil, errs.Errorf(errs.ErrInvalid, "role must be one of %s", strings.Join(authz.Roles, ", "))
 	}
 	if p.Role == authz.RoleOwner {
 		if err := s.authz.Check(ctx, sub, authz.Request{Action: authz.MembersManageOwners, Resource: authz.ResourceMembers}); err != nil {
 			return nil, err
 		}
 	}
-	if err := respond.FirstError(validateEmail(p.Email), validateName("name", p.Name)); err != nil {
+	if err := errs.FirstError(validateEmail(p.Email), validateName("name", p.Name)); err != nil {
 		return nil, err
 	}
 	var hash string
@@ -275,7 +276,7 @@ func (s *Service) UpdateMember(ctx context.Context, sub authz.Subject, t *tenanc
 		return nil, err
 	}
 	if p.Role != nil && !authz.ValidRole(*p.Role) {
-		return nil, respond.Errorf(respond.ErrInvalid, "role must be one of %s", strings.Join(authz.Roles, ", "))
+		return nil, errs.Errorf(errs.ErrInvalid, "role must be one of %s", strings.Join(authz.Roles, ", "))
 	}
 	var m *Member
 	err := s.db.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
@@ -284,7 +285,7 @@ func (s *Service) UpdateMember(ctx context.Context, sub authz.Subject, t *tenanc
 			return err
 		}
 		if p.IfMatch != nil && *p.IfMatch != cur.Version {
-			return respond.Errorf(respond.ErrConflict, "member version is %d, not %d", cur.Version, *p.IfMatch)
+			return errs.Errorf(errs.ErrConflict, "member version is %d, not %d", cur.Version, *p.IfMatch)
 		}
 		role, active := cmp.Or(deref(p.Role), cur.Role), cur.Active
 		if p.Active != nil {
@@ -302,7 +303,7 @@ func (s *Service) UpdateMember(ctx context.Context, sub authz.Subject, t *tenanc
 				return err
 			}
 			if n == 0 {
-				return respond.Errorf(respond.ErrInvalid, "the last active owner cannot be demoted or deactivated")
+				return errs.Errorf(errs.ErrInvalid, "the last active owner cannot be demoted or deactivated")
 			}
 		}
 		if m, err = updateMember(ctx, tx, id, role, active); err != nil {
@@ -323,12 +324,12 @@ func deref(s *string) string {
 }
 
 // ListMembers pages the member directory (staff only).
-func (s *Service) ListMembers(ctx context.Context, sub authz.Subject, t *tenancy.Tenant, cursor string, limit int) (*respond.Page[*Member], error) {
+func (s *Service) ListMembers(ctx context.Context, sub authz.Subject, t *tenancy.Tenant, cursor string, limit int) (*page.Page[*Member], error) {
 	if err := s.authz.Check(ctx, sub, authz.Request{Action: authz.MembersList, Resource: authz.ResourceMembers}); err != nil {
 		return nil, err
 	}
 	var after memberCursor
-	if err := respond.DecodeCursor(cursor, &after); err != nil {
+	if err := page.DecodeCursor(cursor, &after); err != nil {
 		return nil, err
 	}
 	var items []*Member
@@ -340,8 +341,8 @@ func (s *Service) ListMembers(ctx context.Context, sub authz.Subject, t *tenancy
 	if err != nil {
 		return nil, err
 	}
-	page := respond.NewPage(items, limit, func(last *Member) any { return memberCursor{Email: last.Email, ID: last.ID} })
-	return &page, nil
+	pg := page.New(items, limit, func(last *Member) any { return memberCursor{Email: last.Email, ID: last.ID} })
+	return &pg, nil
 }
 
 type memberCursor struct {
@@ -369,7 +370,7 @@ func (s *Service) CreateToken(ctx context.Context, sub authz.Subject, t *tenancy
 		return uuid.Nil, "", err
 	}
 	if n := utf8.RuneCountInString(name); n < 1 || n > 100 {
-		return uuid.Nil, "", respond.Errorf(respond.ErrInvalid, "name must be 1-100 characters")
+		return uuid.Nil, "", errs.Errorf(errs.ErrInvalid, "name must be 1-100 characters")
 	}
 	token, hash := newToken(t.ID)
 	var id uuid.UUID

@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/patchdesk/patchdesk/modules/authz"
-	"github.com/patchdesk/patchdesk/modules/respond"
+	"github.com/patchdesk/patchdesk/modules/errs"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
 
@@ -32,7 +32,7 @@ func scanMember(row pgx.Row) (*Member, error) {
 	var m Member
 	err := row.Scan(&m.ID, &m.Email, &m.Name, &m.Role, &m.Active, &m.Version, &m.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, respond.Errorf(respond.ErrNotFound, "member not found")
+		return nil, errs.Errorf(errs.ErrNotFound, "member not found")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("scan member: %w", err)
@@ -55,7 +55,7 @@ func insertMember(ctx context.Context, tx tenancy.Tx, p insertParams) (*Member, 
 		p.Email, p.Name, p.Role, hash))
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-		return nil, respond.Errorf(respond.ErrConflict, "a member with email %s already exists", p.Email)
+		return nil, errs.Errorf(errs.ErrConflict, "a member with email %s already exists", p.Email)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("insert member: %w", err)
@@ -126,7 +126,7 @@ func memberByEmail(ctx context.Context, tx tenancy.Tx, email string) (*credentia
 	err := tx.QueryRow(ctx, `SELECT `+memberColumns+`, password_hash FROM members WHERE lower(email) = lower($1)`, email).
 		Scan(&m.ID, &m.Email, &m.Name, &m.Role, &m.Active, &m.Version, &m.CreatedAt, &c.PasswordHash)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, respond.ErrNotFound
+		return nil, errs.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("find member by email: %w", err)
@@ -150,7 +150,7 @@ func subjectByTokenHash(ctx context.Context, tx tenancy.Tx, hash []byte) (authz.
 		WHERE t.hash = $1 AND m.active AND (t.expires_at IS NULL OR t.expires_at > now())`, hash).
 		Scan(&s.MemberID, &s.Email, &s.Name, &s.Role)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return s, respond.Errorf(respond.ErrUnauthenticated, "invalid or expired token")
+		return s, errs.Errorf(errs.ErrUnauthenticated, "invalid or expired token")
 	}
 	if err != nil {
 		return s, fmt.Errorf("look up token: %w", err)
@@ -164,7 +164,7 @@ func (s *Service) ActiveRole(ctx context.Context, tx tenancy.Tx, id uuid.UUID) (
 	var role string
 	err := tx.QueryRow(ctx, `SELECT role FROM members WHERE id = $1 AND active`, id).Scan(&role)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", respond.Errorf(respond.ErrNotFound, "member %s is not an active member", id)
+		return "", errs.Errorf(errs.ErrNotFound, "member %s is not an active member", id)
 	}
 	if err != nil {
 		return "", fmt.Errorf("look up member role: %w", err)
@@ -193,7 +193,7 @@ func (s *Service) MemberContact(ctx context.Context, tx tenancy.Tx, id uuid.UUID
 	var email, role string
 	err := tx.QueryRow(ctx, `SELECT email, role FROM members WHERE id = $1 AND active`, id).Scan(&email, &role)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", "", respond.Errorf(respond.ErrNotFound, "member %s is not an active member", id)
+		return "", "", errs.Errorf(errs.ErrNotFound, "member %s is not an active member", id)
 	}
 	if err != nil {
 		return "", "", fmt.Errorf("member contact: %w", err)

@@ -15,6 +15,8 @@ import (
 
 	"github.com/patchdesk/patchdesk/modules/audit"
 	"github.com/patchdesk/patchdesk/modules/authz"
+	"github.com/patchdesk/patchdesk/modules/errs"
+	"github.com/patchdesk/patchdesk/modules/page"
 	"github.com/patchdesk/patchdesk/modules/respond"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
@@ -66,7 +68,7 @@ type position struct {
 // page starts after everything that exists.
 func newestFirst(r *http.Request) (position, error) {
 	var p position
-	if err := respond.DecodeCursor(r.URL.Query().Get("cursor"), &p); err != nil {
+	if err := page.DecodeCursor(r.URL.Query().Get("cursor"), &p); err != nil {
 		return p, err
 	}
 	if p.At.IsZero() {
@@ -78,7 +80,7 @@ func newestFirst(r *http.Request) (position, error) {
 func pathID(r *http.Request, what string) (uuid.UUID, error) {
 	id, err := uuid.Parse(mux.Vars(r)["id"])
 	if err != nil {
-		return uuid.Nil, respond.Errorf(respond.ErrNotFound, "%s not found", what)
+		return uuid.Nil, errs.Errorf(errs.ErrNotFound, "%s not found", what)
 	}
 	return id, nil
 }
@@ -95,7 +97,7 @@ func (h *Handler) listNotifications(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	unread := r.URL.Query().Get("unread") == "true"
-	page := respond.Page[Notification]{Items: []Notification{}}
+	pg := page.Page[Notification]{Items: []Notification{}}
 	ok := h.run(w, r, authz.NotificationsRead, authz.ResourceTenant, func(ctx context.Context, tx tenancy.Tx, sub authz.Subject) error {
 		rows, err := tx.Query(ctx, `SELECT id, type, ticket_number, title, summary, created_at, read_at FROM notifications
 			WHERE member_id = $1 AND (NOT $2 OR read_at IS NULL) AND (created_at, id) < ($3, $4)
@@ -103,7 +105,7 @@ func (h *Handler) listNotifications(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return fmt.Errorf("list notifications: %w", err)
 		}
-		page.Items, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Notification, error) {
+		pg.Items, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Notification, error) {
 			var n Notification
 			return n, row.Scan(&n.ID, &n.Type, &n.TicketNumber, &n.Title, &n.Summary, &n.CreatedAt, &n.ReadAt)
 		})
@@ -112,7 +114,7 @@ func (h *Handler) listNotifications(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	respond.JSON(w, http.StatusOK, respond.NewPage(page.Items, limit, func(last Notification) any {
+	respond.JSON(w, http.StatusOK, page.New(pg.Items, limit, func(last Notification) any {
 		return position{At: last.CreatedAt, ID: last.ID}
 	}))
 }
@@ -129,7 +131,7 @@ func (h *Handler) markRead(w http.ResponseWriter, r *http.Request) {
 			return fmt.Errorf("mark notification read: %w", err)
 		}
 		if tag.RowsAffected() == 0 {
-			return respond.Errorf(respond.ErrNotFound, "notification not found")
+			return errs.Errorf(errs.ErrNotFound, "notification not found")
 		}
 		return nil
 	})
@@ -172,19 +174,19 @@ func (h *Handler) createWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(p.Events) == 0 || len(p.Events) > 50 {
-		respond.Error(w, r, respond.Errorf(respond.ErrInvalid, "events must list 1-50 of %s", strings.Join(eventTypes, ", ")))
+		respond.Error(w, r, errs.Errorf(errs.ErrInvalid, "events must list 1-50 of %s", strings.Join(eventTypes, ", ")))
 		return
 	}
 	for _, e := range p.Events {
 		if !slices.Contains(eventTypes, e) {
-			respond.Error(w, r, respond.Errorf(respond.ErrInvalid, "unknown event %q; use %s", e, strings.Join(eventTypes, ", ")))
+			respond.Error(w, r, errs.Errorf(errs.ErrInvalid, "unknown event %q; use %s", e, strings.Join(eventTypes, ", ")))
 			return
 		}
 	}
 	hook := Webhook{URL: p.URL, Events: p.Events, Active: true, Secret: rand.Text() + rand.Text()}
 	if p.Secret != nil {
 		if len(*p.Secret) < 16 || len(*p.Secret) > 200 {
-			respond.Error(w, r, respond.Errorf(respond.ErrInvalid, "secret must be 16-200 characters"))
+			respond.Error(w, r, errs.Errorf(errs.ErrInvalid, "secret must be 16-200 characters"))
 			return
 		}
 		hook.Secret = *p.Secret
@@ -210,7 +212,7 @@ func (h *Handler) listWebhooks(w http.ResponseWriter, r *http.Request) {
 		return err
 	})
 	if ok {
-		respond.JSON(w, http.StatusOK, respond.Page[Webhook]{Items: hooks})
+		respond.JSON(w, http.StatusOK, page.Page[Webhook]{Items: hooks})
 	}
 }
 
@@ -226,7 +228,7 @@ func (h *Handler) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 			return fmt.Errorf("delete webhook: %w", err)
 		}
 		if tag.RowsAffected() == 0 {
-			return respond.Errorf(respond.ErrNotFound, "webhook not found")
+			return errs.Errorf(errs.ErrNotFound, "webhook not found")
 		}
 		return audit.Record(ctx, tx, sub.MemberID, "webhook.deleted", "webhook:"+id.String(), nil)
 	})
@@ -243,7 +245,7 @@ func (h *Handler) listDeliveries(w http.ResponseWriter, r *http.Request) {
 	}
 	status := r.URL.Query().Get("status")
 	if status != "" && !slices.Contains([]string{StatusPending, StatusSent, StatusFailed, StatusDead}, status) {
-		respond.Error(w, r, respond.Errorf(respond.ErrInvalidInput, "status must be pending, sent, failed or dead"))
+		respond.Error(w, r, errs.Errorf(errs.ErrInvalidInput, "status must be pending, sent, failed or dead"))
 		return
 	}
 	before, err := newestFirst(r)
@@ -251,7 +253,7 @@ func (h *Handler) listDeliveries(w http.ResponseWriter, r *http.Request) {
 		respond.Error(w, r, err)
 		return
 	}
-	page := respond.Page[*Delivery]{Items: []*Delivery{}}
+	pg := page.Page[*Delivery]{Items: []*Delivery{}}
 	ok := h.run(w, r, authz.DeliveriesManage, authz.ResourceNotify, func(ctx context.Context, tx tenancy.Tx, _ authz.Subject) error {
 		rows, err := tx.Query(ctx, `SELECT `+deliveryColumns+` FROM deliveries
 			WHERE ($1 = '' OR status = $1) AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4`,
@@ -265,14 +267,14 @@ func (h *Handler) listDeliveries(w http.ResponseWriter, r *http.Request) {
 			if err != nil {
 				return err
 			}
-			page.Items = append(page.Items, d)
+			pg.Items = append(pg.Items, d)
 		}
 		return rows.Err()
 	})
 	if !ok {
 		return
 	}
-	respond.JSON(w, http.StatusOK, respond.NewPage(page.Items, limit, func(last *Delivery) any {
+	respond.JSON(w, http.StatusOK, page.New(pg.Items, limit, func(last *Delivery) any {
 		return position{At: last.CreatedAt, ID: last.ID}
 	}))
 }
@@ -291,7 +293,7 @@ func (h *Handler) retryDelivery(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		if d.Status == StatusSent {
-			return respond.Errorf(respond.ErrConflict, "delivery was already sent")
+			return errs.Errorf(errs.ErrConflict, "delivery was already sent")
 		}
 		p = pendingDelivery{ID: d.ID, Round: d.round + 1}
 		if _, err := tx.Exec(ctx, `UPDATE deliveries SET status = 'pending', round = $2, attempts = 0, next_attempt_at = now(),

@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/patchdesk/patchdesk/modules/respond"
+	"github.com/patchdesk/patchdesk/modules/errs"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
 
@@ -51,7 +51,7 @@ func scanDelivery(row pgx.Row) (*Delivery, error) {
 	err := row.Scan(&d.ID, &d.Channel, &d.Target, &d.EventID, &d.EventType, &d.Status, &d.Attempts, &d.LastError,
 		&d.NextAttemptAt, &d.CreatedAt, &d.SentAt, &d.round, &d.webhookID, &d.payload, &d.occurredAt)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, respond.Errorf(respond.ErrNotFound, "delivery not found")
+		return nil, errs.Errorf(errs.ErrNotFound, "delivery not found")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("scan delivery: %w", err)
@@ -143,7 +143,7 @@ func webhookSecret(ctx context.Context, tx tenancy.Tx, id uuid.UUID) (string, er
 	var secret string
 	err := tx.QueryRow(ctx, `SELECT secret FROM webhooks WHERE id = $1`, id).Scan(&secret)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", respond.Errorf(respond.ErrNotFound, "webhook removed")
+		return "", errs.Errorf(errs.ErrNotFound, "webhook removed")
 	}
 	if err != nil {
 		return "", fmt.Errorf("webhook secret: %w", err)

@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/patchdesk/patchdesk/modules/respond"
+	"github.com/patchdesk/patchdesk/modules/errs"
 )
 
 // Webhook request headers.
@@ -74,18 +74,18 @@ func newWebhookClient(timeout time.Duration, allowPrivate bool) *http.Client {
 func validateWebhookURL(ctx context.Context, raw string, allowPrivate bool) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		return respond.Errorf(respond.ErrInvalid, "url must be an absolute http(s) URL without credentials")
+		return errs.Errorf(errs.ErrInvalid, "url must be an absolute http(s) URL without credentials")
 	}
 	if allowPrivate {
 		return nil
 	}
 	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", u.Hostname())
 	if err != nil {
-		return respond.Errorf(respond.ErrInvalid, "url host %q does not resolve", u.Hostname())
+		return errs.Errorf(errs.ErrInvalid, "url host %q does not resolve", u.Hostname())
 	}
 	for _, a := range addrs {
 		if privateAddr(a) {
-			return respond.Errorf(respond.ErrInvalid, "url %s", errPrivateTarget)
+			return errs.Errorf(errs.ErrInvalid, "url %s", errPrivateTarget)
 		}
 	}
 	return nil

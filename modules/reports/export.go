@@ -16,7 +16,7 @@ import (
 
 	"github.com/patchdesk/patchdesk/modules/audit"
 	"github.com/patchdesk/patchdesk/modules/authz"
-	"github.com/patchdesk/patchdesk/modules/respond"
+	"github.com/patchdesk/patchdesk/modules/errs"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
 
@@ -61,7 +61,7 @@ func (s *Service) GetExport(ctx context.Context, sub authz.Subject, t *tenancy.T
 			Scan(&e.ID, &e.Status, &e.RowCount, &e.Error, &e.CreatedAt, &e.FinishedAt, &e.csv)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, respond.Errorf(respond.ErrNotFound, "export not found")
+		return nil, errs.Errorf(errs.ErrNotFound, "export not found")
 	}
 	return &e, err
 }

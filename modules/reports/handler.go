@@ -7,6 +7,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/patchdesk/patchdesk/modules/authz"
+	"github.com/patchdesk/patchdesk/modules/errs"
 	"github.com/patchdesk/patchdesk/modules/respond"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
@@ -54,7 +55,7 @@ func (h *Handler) requestExport(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) getExport(w http.ResponseWriter, r *http.Request) {
 	id, err := uuid.Parse(mux.Vars(r)["id"])
 	if err != nil {
-		respond.Error(w, r, respond.Errorf(respond.ErrNotFound, "export not found"))
+		respond.Error(w, r, errs.Errorf(errs.ErrNotFound, "export not found"))
 		return
 	}
 	sub, t := who(r)

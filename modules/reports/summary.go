@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/patchdesk/patchdesk/modules/authz"
-	"github.com/patchdesk/patchdesk/modules/respond"
+	"github.com/patchdesk/patchdesk/modules/errs"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
 
@@ -72,16 +72,16 @@ func dateRange(fromS, toS string) (time.Time, time.Time, error) {
 	var err error
 	if fromS != "" {
 		if from, err = time.Parse(time.DateOnly, fromS); err != nil {
-			return from, to, respond.Errorf(respond.ErrInvalidInput, "from must be YYYY-MM-DD")
+			return from, to, errs.Errorf(errs.ErrInvalidInput, "from must be YYYY-MM-DD")
 		}
 	}
 	if toS != "" {
 		if to, err = time.Parse(time.DateOnly, toS); err != nil {
-			return from, to, respond.Errorf(respond.ErrInvalidInput, "to must be YYYY-MM-DD")
+			return from, to, errs.Errorf(errs.ErrInvalidInput, "to must be YYYY-MM-DD")
 		}
 	}
 	if to.Before(from) || to.Sub(from) > maxRange*24*time.Hour {
-		return from, to, respond.Errorf(respond.ErrInvalid, "from must be before to, at most %d days apart", maxRange)
+		return from, to, errs.Errorf(errs.ErrInvalid, "from must be before to, at most %d days apart", maxRange)
 	}
 	return from, to, nil
 }

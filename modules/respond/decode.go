@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/patchdesk/patchdesk/modules/errs"
 )
 
 // MaxBody is the default cap on JSON request bodies.
@@ -21,7 +23,7 @@ func Decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	err := dec.Decode(v)
 	if err == nil {
 		if dec.More() || dec.Decode(&struct{}{}) != io.EOF {
-			return Errorf(ErrInvalidInput, "body must hold a single JSON object")
+			return errs.Errorf(errs.ErrInvalidInput, "body must hold a single JSON object")
 		}
 		return nil
 	}
@@ -32,15 +34,15 @@ func Decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	)
 	switch {
 	case errors.As(err, &tooLarge):
-		return Errorf(ErrTooLarge, "body exceeds %d bytes", limit)
+		return errs.Errorf(errs.ErrTooLarge, "body exceeds %d bytes", limit)
 	case errors.As(err, &typeErr):
-		return Errorf(ErrInvalidInput, "field %q must be %s", typeErr.Field, typeErr.Type)
+		return errs.Errorf(errs.ErrInvalidInput, "field %q must be %s", typeErr.Field, typeErr.Type)
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
-		return Errorf(ErrInvalidInput, "malformed JSON")
+		return errs.Errorf(errs.ErrInvalidInput, "malformed JSON")
 	case errors.Is(err, io.EOF):
-		return Errorf(ErrInvalidInput, "body is empty")
+		return errs.Errorf(errs.ErrInvalidInput, "body is empty")
 	case strings.HasPrefix(err.Error(), "json: unknown field"):
-		return Errorf(ErrInvalidInput, "%s", strings.TrimPrefix(err.Error(), "json: "))
+		return errs.Errorf(errs.ErrInvalidInput, "%s", strings.TrimPrefix(err.Error(), "json: "))
 	}
-	return Errorf(ErrInvalidInput, "invalid JSON body: %s", fmt.Sprint(err))
+	return errs.Errorf(errs.ErrInvalidInput, "invalid JSON body: %s", fmt.Sprint(err))
 }

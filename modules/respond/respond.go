@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/patchdesk/patchdesk/modules/errs"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
 
@@ -40,19 +41,19 @@ var statusOf = []struct {
 	err    error
 	status int
 }{
-	{ErrInvalidInput, http.StatusBadRequest},
-	{ErrUnauthenticated, http.StatusUnauthorized},
-	{ErrForbidden, http.StatusForbidden},
+	{errs.ErrInvalidInput, http.StatusBadRequest},
+	{errs.ErrUnauthenticated, http.StatusUnauthorized},
+	{errs.ErrForbidden, http.StatusForbidden},
 	{tenancy.ErrTenantSuspended, http.StatusForbidden},
-	{ErrNotFound, http.StatusNotFound},
+	{errs.ErrNotFound, http.StatusNotFound},
 	{tenancy.ErrTenantNotFound, http.StatusNotFound},
-	{ErrMethod, http.StatusMethodNotAllowed},
-	{ErrConflict, http.StatusConflict},
+	{errs.ErrMethod, http.StatusMethodNotAllowed},
+	{errs.ErrConflict, http.StatusConflict},
 	{tenancy.ErrSlugTaken, http.StatusConflict},
-	{ErrTooLarge, http.StatusRequestEntityTooLarge},
-	{ErrInvalid, http.StatusUnprocessableEntity},
-	{ErrRateLimited, http.StatusTooManyRequests},
-	{ErrUnavailable, http.StatusServiceUnavailable},
+	{errs.ErrTooLarge, http.StatusRequestEntityTooLarge},
+	{errs.ErrInvalid, http.StatusUnprocessableEntity},
+	{errs.ErrRateLimited, http.StatusTooManyRequests},
+	{errs.ErrUnavailable, http.StatusServiceUnavailable},
 	{tenancy.ErrTenantBehind, http.StatusServiceUnavailable},
 	{tenancy.ErrTenantMoving, http.StatusServiceUnavailable},
 }
@@ -69,7 +70,7 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	body := problemBody{Type: "about:blank", Title: http.StatusText(status), Status: status}
-	var p *Problem
+	var p *errs.Problem
 	switch {
 	case errors.As(err, &p):
 		body.Detail = p.Detail

@@ -6,6 +6,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/patchdesk/patchdesk/modules/authz"
+	"github.com/patchdesk/patchdesk/modules/page"
 	"github.com/patchdesk/patchdesk/modules/respond"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
@@ -33,5 +34,5 @@ func (h *Handler) search(w http.ResponseWriter, r *http.Request) {
 		respond.Error(w, r, err)
 		return
 	}
-	respond.JSON(w, http.StatusOK, respond.Page[Hit]{Items: hits})
+	respond.JSON(w, http.StatusOK, page.Page[Hit]{Items: hits})
 }

@@ -21,8 +21,8 @@ import (
 
 	"github.com/patchdesk/patchdesk/modules/authz"
 	"github.com/patchdesk/patchdesk/modules/bus"
+	"github.com/patchdesk/patchdesk/modules/errs"
 	"github.com/patchdesk/patchdesk/modules/outbox"
-	"github.com/patchdesk/patchdesk/modules/respond"
 	"github.com/patchdesk/patchdesk/modules/tickets"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
@@ -177,11 +177,11 @@ func cleanQuery(q string) (rest, last string, err error) {
 	q = strings.TrimSpace(q)
 	switch {
 	case q == "":
-		return "", "", respond.Errorf(respond.ErrInvalidInput, "q must not be empty")
+		return "", "", errs.Errorf(errs.ErrInvalidInput, "q must not be empty")
 	case !utf8.ValidString(q) || strings.ContainsRune(q, 0):
-		return "", "", respond.Errorf(respond.ErrInvalidInput, "q must be valid UTF-8 text")
+		return "", "", errs.Errorf(errs.ErrInvalidInput, "q must be valid UTF-8 text")
 	case utf8.RuneCountInString(q) > MaxQuery:
-		return "", "", respond.Errorf(respond.ErrInvalidInput, "q must be at most %d characters", MaxQuery)
+		return "", "", errs.Errorf(errs.ErrInvalidInput, "q must be at most %d characters", MaxQuery)
 	}
 	i := strings.LastIndexFunc(q, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
 	if i < 0 {
@@ -209,7 +209,7 @@ func (s *Service) Search(ctx context.Context, sub authz.Subject, t *tenancy.Tena
 	case s.authz.Allowed(ctx, sub.Role, authz.Request{Action: authz.TicketsRead, Resource: authz.ResourceTickets, Own: true}):
 		requester = sub.Email
 	default:
-		return nil, respond.Errorf(respond.ErrForbidden, "role %s may not search tickets", sub.Role)
+		return nil, errs.Errorf(errs.ErrForbidden, "role %s may not search tickets", sub.Role)
 	}
 	internal := s.authz.Allowed(ctx, sub.Role, authz.Request{Action: authz.CommentsReadInternal, Resource: authz.ResourceTickets})
 	hits := []Hit{}

@@ -8,6 +8,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/patchdesk/patchdesk/modules/authz"
+	"github.com/patchdesk/patchdesk/modules/errs"
 	"github.com/patchdesk/patchdesk/modules/respond"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
@@ -77,7 +78,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 	p := ListParams{Status: q.Get("status"), Priority: q.Get("priority"), Tag: q.Get("tag"), Cursor: q.Get("cursor"), Limit: limit}
 	if a := q.Get("assignee_id"); a != "" {
 		if p.AssigneeID, err = uuid.Parse(a); err != nil {
-			respond.Error(w, r, respond.Errorf(respond.ErrInvalidInput, "assignee_id must be a UUID"))
+			respond.Error(w, r, errs.Errorf(errs.ErrInvalidInput, "assignee_id must be a UUID"))
 			return
 		}
 	}
@@ -160,7 +161,7 @@ func (h *Handler) addComment(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) listComments(w http.ResponseWriter, r *http.Request) {
 	req, err := parse(r)
 	limit, lerr := respond.Limit(r)
-	if err = respond.FirstError(err, lerr); err != nil {
+	if err = errs.FirstError(err, lerr); err != nil {
 		respond.Error(w, r, err)
 		return
 	}
@@ -175,7 +176,7 @@ func (h *Handler) listComments(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) listEvents(w http.ResponseWriter, r *http.Request) {
 	req, err := parse(r)
 	limit, lerr := respond.Limit(r)
-	if err = respond.FirstError(err, lerr); err != nil {
+	if err = errs.FirstError(err, lerr); err != nil {
 		respond.Error(w, r, err)
 		return
 	}

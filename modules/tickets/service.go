@@ -14,7 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/patchdesk/patchdesk/modules/authz"
-	"github.com/patchdesk/patchdesk/modules/respond"
+	"github.com/patchdesk/patchdesk/modules/errs"
+	"github.com/patchdesk/patchdesk/modules/page"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
 
@@ -81,7 +82,7 @@ func (s *Service) can(ctx context.Context, sub authz.Subject, action string, t *
 
 func (s *Service) check(ctx context.Context, sub authz.Subject, action string, t *Ticket) error {
 	if !s.can(ctx, sub, action, t) {
-		return respond.Errorf(respond.ErrForbidden, "role %s may not %s", sub.Role, action)
+		return errs.Errorf(errs.ErrForbidden, "role %s may not %s", sub.Role, action)
 	}
 	return nil
 }
@@ -101,24 +102,24 @@ func (s *Service) load(ctx context.Context, tx tenancy.Tx, sub authz.Subject, nu
 
 func validateTitle(title string) error {
 	if n := utf8.RuneCountInString(strings.TrimSpace(title)); n < 1 || n > MaxTitle {
-		return respond.Errorf(respond.ErrInvalid, "title must be 1-%d characters", MaxTitle)
+		return errs.Errorf(errs.ErrInvalid, "title must be 1-%d characters", MaxTitle)
 	}
 	return nil
 }
 
 func validateBody(body string, required bool) error {
 	if len(body) > MaxBody {
-		return respond.Errorf(respond.ErrInvalid, "body must be at most %d bytes", MaxBody)
+		return errs.Errorf(errs.ErrInvalid, "body must be at most %d bytes", MaxBody)
 	}
 	if required && strings.TrimSpace(body) == "" {
-		return respond.Errorf(respond.ErrInvalid, "body must not be empty")
+		return errs.Errorf(errs.ErrInvalid, "body must not be empty")
 	}
 	return nil
 }
 
 func validatePriority(p string) error {
 	if !slices.Contains(Priorities, p) {
-		return respond.Errorf(respond.ErrInvalid, "priority must be one of %s", strings.Join(Priorities, ", "))
+		return errs.Errorf(errs.ErrInvalid, "priority must be one of %s", strings.Join(Priorities, ", "))
 	}
 	return nil
 }
@@ -129,14 +130,14 @@ func normalizeTags(tags []string) ([]string, error) {
 	for _, tag := range tags {
 		tag = strings.TrimSpace(tag)
 		if n := utf8.RuneCountInString(tag); n < 1 || n > MaxTagLen {
-			return nil, respond.Errorf(respond.ErrInvalid, "tags must be 1-%d characters", MaxTagLen)
+			return nil, errs.Errorf(errs.ErrInvalid, "tags must be 1-%d characters", MaxTagLen)
 		}
 		if !slices.Contains(out, tag) {
 			out = append(out, tag)
 		}
 	}
 	if len(out) > MaxTags {
-		return nil, respond.Errorf(respond.ErrInvalid, "at most %d tags", MaxTags)
+		return nil, errs.Errorf(errs.ErrInvalid, "at most %d tags", MaxTags)
 	}
 	return out, nil
 }
@@ -144,14 +145,14 @@ func normalizeTags(tags []string) ([]string, error) {
 // checkAssignee verifies that id may hold tickets (an active agent, admin or owner).
 func (s *Service) checkAssignee(ctx context.Context, tx tenancy.Tx, id uuid.UUID) error {
 	role, err := s.dir.ActiveRole(ctx, tx, id)
-	if errors.Is(err, respond.ErrNotFound) {
-		return respond.Errorf(respond.ErrInvalid, "assignee %s is not an active member", id)
+	if errors.Is(err, errs.ErrNotFound) {
+		return errs.Errorf(errs.ErrInvalid, "assignee %s is not an active member", id)
 	}
 	if err != nil {
 		return err
 	}
 	if !s.authz.Allowed(ctx, role, authz.Request{Action: authz.TicketsAssignable, Resource: authz.ResourceTickets}) {
-		return respond.Errorf(respond.ErrInvalid, "a %s cannot be assigned tickets", role)
+		return errs.Errorf(errs.ErrInvalid, "a %s cannot be assigned tickets", role)
 	}
 	return nil
 }
@@ -178,7 +179,7 @@ func (s *Service) Create(ctx context.Context, sub authz.Subject, tn *tenancy.Ten
 		return nil, err
 	}
 	t.Tags = tags
-	if err := respond.FirstError(validateTitle(p.Title), validateBody(p.Body, false), validatePriority(t.Priority)); err != nil {
+	if err := errs.FirstError(validateTitle(p.Title), validateBody(p.Body, false), validatePriority(t.Priority)); err != nil {
 		return nil, err
 	}
 	if err := s.resolveRequester(ctx, sub, t); err != nil {
@@ -227,12 +228,12 @@ func (s *Service) resolveRequester(ctx context.Context, sub authz.Subject, t *Ti
 	}
 	a, err := mail.ParseAddress(*t.RequesterEmail)
 	if err != nil || a.Address != *t.RequesterEmail {
-		return respond.Errorf(respond.ErrInvalid, "requester_email is not a valid address")
+		return errs.Errorf(errs.ErrInvalid, "requester_email is not a valid address")
 	}
 	// A requester other than oneself is a staff-only power: customers cannot
 	// open tickets in someone else's name.
 	if !strings.EqualFold(*t.RequesterEmail, sub.Email) && !s.can(ctx, sub, authz.TicketsUpdate, nil) {
-		return respond.Errorf(respond.ErrForbidden, "customers open tickets for themselves only")
+		return errs.Errorf(errs.ErrForbidden, "customers open tickets for themselves only")
 	}
 	return nil
 }
@@ -265,24 +266,24 @@ type ListParams struct {
 }
 
 // List pages tickets newest-updated first; customers see only their own.
-func (s *Service) List(ctx context.Context, sub authz.Subject, tn *tenancy.Tenant, p ListParams) (*respond.Page[*Ticket], error) {
+func (s *Service) List(ctx context.Context, sub authz.Subject, tn *tenancy.Tenant, p ListParams) (*page.Page[*Ticket], error) {
 	f := listFilter{Status: p.Status, Priority: p.Priority, Tag: p.Tag, Assignee: p.AssigneeID, Limit: p.Limit + 1}
 	switch {
 	case s.can(ctx, sub, authz.TicketsRead, nil):
 	case s.authz.Allowed(ctx, sub.Role, authz.Request{Action: authz.TicketsRead, Resource: authz.ResourceTickets, Own: true}):
 		f.Requester = sub.Email
 	default:
-		return nil, respond.Errorf(respond.ErrForbidden, "role %s may not read tickets", sub.Role)
+		return nil, errs.Errorf(errs.ErrForbidden, "role %s may not read tickets", sub.Role)
 	}
 	if p.Status != "" && !slices.Contains(Statuses, p.Status) {
-		return nil, respond.Errorf(respond.ErrInvalidInput, "status filter must be one of %s", strings.Join(Statuses, ", "))
+		return nil, errs.Errorf(errs.ErrInvalidInput, "status filter must be one of %s", strings.Join(Statuses, ", "))
 	}
 	if p.Priority != "" && !slices.Contains(Priorities, p.Priority) {
-		return nil, respond.Errorf(respond.ErrInvalidInput, "priority filter must be one of %s", strings.Join(Priorities, ", "))
+		return nil, errs.Errorf(errs.ErrInvalidInput, "priority filter must be one of %s", strings.Join(Priorities, ", "))
 	}
 	if p.Cursor != "" {
 		f.After = &ticketCursor{}
-		if err := respond.DecodeCursor(p.Cursor, f.After); err != nil {
+		if err := page.DecodeCursor(p.Cursor, f.After); err != nil {
 			return nil, err
 		}
 	}
@@ -295,8 +296,8 @@ func (s *Service) List(ctx context.Context, sub authz.Subject, tn *tenancy.Tenan
 	if err != nil {
 		return nil, err
 	}
-	page := respond.NewPage(items, p.Limit, func(last *Ticket) any { return ticketCursor{UpdatedAt: last.UpdatedAt, ID: last.ID} })
-	return &page, nil
+	pg := page.New(items, p.Limit, func(last *Ticket) any { return ticketCursor{UpdatedAt: last.UpdatedAt, ID: last.ID} })
+	return &pg, nil
 }
 
 // UpdateParams is the body of PATCH /tickets/{number}.
@@ -320,7 +321,7 @@ func (s *Service) Update(ctx context.Context, sub authz.Subject, tn *tenancy.Ten
 			return err
 		}
 		if p.IfMatch != nil && *p.IfMatch != t.Version {
-			return respond.Errorf(respond.ErrConflict, "ticket %d is at version %d, not %d", t.Number, t.Version, *p.IfMatch)
+			return errs.Errorf(errs.ErrConflict, "ticket %d is at version %d, not %d", t.Number, t.Version, *p.IfMatch)
 		}
 		ch := newChange(t, sub.MemberID)
 		if err := s.applyUpdate(ctx, tx, sub, ch, p); err != nil {
@@ -466,7 +467,7 @@ func (s *Service) requesterReopens(ctx context.Context, sub authz.Subject, ch *c
 		a.Status = StatusOpen
 	case StatusClosed:
 		if a.ClosedAt != nil && time.Since(*a.ClosedAt) > s.cfg.ReopenWindow {
-			return respond.Errorf(respond.ErrInvalid, "ticket %d was closed more than %s ago; open a new ticket", a.Number, s.cfg.ReopenWindow)
+			return errs.Errorf(errs.ErrInvalid, "ticket %d was closed more than %s ago; open a new ticket", a.Number, s.cfg.ReopenWindow)
 		}
 		a.Status = StatusOpen
 		ch.Audit = append(ch.Audit, auditEntry{Action: "ticket.reopened", Data: map[string]any{"from": StatusClosed, "by": "requester reply"}})
@@ -475,12 +476,12 @@ func (s *Service) requesterReopens(ctx context.Context, sub authz.Subject, ch *c
 }
 
 // ListComments pages a ticket's comments oldest first; internal notes only for staff.
-func (s *Service) ListComments(ctx context.Context, sub authz.Subject, tn *tenancy.Tenant, number int64, cursor string, limit int) (*respond.Page[Comment], error) {
+func (s *Service) ListComments(ctx context.Context, sub authz.Subject, tn *tenancy.Tenant, number int64, cursor string, limit int) (*page.Page[Comment], error) {
 	var after struct {
 		At time.Time `json:"a"`
 		ID uuid.UUID `json:"i"`
 	}
-	if err := respond.DecodeCursor(cursor, &after); err != nil {
+	if err := page.DecodeCursor(cursor, &after); err != nil {
 		return nil, err
 	}
 	var items []Comment
@@ -495,16 +496,16 @@ func (s *Service) ListComments(ctx context.Context, sub authz.Subject, tn *tenan
 	if err != nil {
 		return nil, err
 	}
-	page := respond.NewPage(items, limit, func(last Comment) any { return map[string]any{"a": last.CreatedAt, "i": last.ID} })
-	return &page, nil
+	pg := page.New(items, limit, func(last Comment) any { return map[string]any{"a": last.CreatedAt, "i": last.ID} })
+	return &pg, nil
 }
 
 // ListEvents pages a ticket's timeline oldest first.
-func (s *Service) ListEvents(ctx context.Context, sub authz.Subject, tn *tenancy.Tenant, number int64, cursor string, limit int) (*respond.Page[Event], error) {
+func (s *Service) ListEvents(ctx context.Context, sub authz.Subject, tn *tenancy.Tenant, number int64, cursor string, limit int) (*page.Page[Event], error) {
 	var after struct {
 		ID int64 `json:"i"`
 	}
-	if err := respond.DecodeCursor(cursor, &after); err != nil {
+	if err := page.DecodeCursor(cursor, &after); err != nil {
 		return nil, err
 	}
 	var items []Event
@@ -519,6 +520,6 @@ func (s *Service) ListEvents(ctx context.Context, sub authz.Subject, tn *tenancy
 	if err != nil {
 		return nil, err
 	}
-	page := respond.NewPage(items, limit, func(last Event) any { return map[string]int64{"i": last.ID} })
-	return &page, nil
+	pg := page.New(items, limit, func(last Event) any { return map[string]int64{"i": last.ID} })
+	return &pg, nil
 }

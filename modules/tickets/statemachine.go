@@ -3,7 +3,7 @@ package tickets
 import (
 	"slices"
 
-	"github.com/patchdesk/patchdesk/modules/respond"
+	"github.com/patchdesk/patchdesk/modules/errs"
 )
 
 // transitions is the status state machine of DESIGN.md §3. closed → open is
@@ -20,13 +20,13 @@ var transitions = map[string][]string{
 // checkTransition returns a 422 problem unless from → to is allowed.
 func checkTransition(from, to string) error {
 	if !slices.Contains(Statuses, to) {
-		return respond.Errorf(respond.ErrInvalid, "unknown status %q", to)
+		return errs.Errorf(errs.ErrInvalid, "unknown status %q", to)
 	}
 	if from == to {
 		return nil
 	}
 	if !slices.Contains(transitions[from], to) {
-		return respond.Errorf(respond.ErrInvalid, "a %s ticket cannot become %s", from, to)
+		return errs.Errorf(errs.ErrInvalid, "a %s ticket cannot become %s", from, to)
 	}
 	return nil
 }

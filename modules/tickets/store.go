@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/patchdesk/patchdesk/modules/respond"
+	"github.com/patchdesk/patchdesk/modules/errs"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
 
@@ -32,7 +32,7 @@ func scanTicket(row pgx.Row) (*Ticket, error) {
 	return &t, nil
 }
 
-var errTicketNotFound = respond.Errorf(respond.ErrNotFound, "ticket not found")
+var errTicketNotFound = errs.Errorf(errs.ErrNotFound, "ticket not found")
 
 // getTicket loads a live ticket by number, locking it when forUpdate.
 func getTicket(ctx context.Context, tx tenancy.Tx, number int64, forUpdate bool) (*Ticket, error) {
@@ -68,7 +68,7 @@ func updateTicket(ctx context.Context, tx tenancy.Tx, t Ticket) (*Ticket, error)
 		WHERE id = $1 AND version = $2 RETURNING `+ticketColumns,
 		t.ID, t.Version, t.Title, t.Status, t.Priority, t.AssigneeID, t.Tags, t.ClosedAt, t.DeletedAt))
 	if errors.Is(err, errTicketNotFound) {
-		return nil, respond.Errorf(respond.ErrConflict, "ticket %d changed meanwhile; reload and retry", t.Number)
+		return nil, errs.Errorf(errs.ErrConflict, "ticket %d changed meanwhile; reload and retry", t.Number)
 	}
 	return nt, err
 }

@@ -1,15 +1,15 @@
-// Package respond is the one place that writes HTTP responses: JSON bodies,
-// problem+json errors (mapped from a handful of sentinel errors) and the
-// logging of server-side failures. It also decodes request bodies, so every
-// handler accepts and fails the same way.
-package respond
+// Package errs holds the domain errors every module returns: a handful of
+// sentinels, each meaning one HTTP status, and Problem, an error carrying a
+// detail that is safe to show a client. It has no HTTP dependency, so
+// services use it and the HTTP layer (package respond) maps it.
+package errs
 
 import (
 	"errors"
 	"fmt"
 )
 
-// Sentinel errors; module errors wrap them and Error maps them to a status.
+// Sentinel errors; module errors wrap them and respond.Error maps them to a status.
 var (
 	ErrInvalidInput    = errors.New("malformed request")       // 400
 	ErrUnauthenticated = errors.New("not authenticated")       // 401

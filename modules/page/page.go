@@ -1,11 +1,13 @@
-package respond
+// Package page is the list envelope services return ({items, next_cursor})
+// and its opaque cursors.
+package page
 
 import (
 	"encoding/base64"
 	"encoding/json"
-	"net/http"
 	"strconv"
-	"strings"
+
+	"github.com/patchdesk/patchdesk/modules/errs"
 )
 
 // DefaultLimit and MaxLimit bound list pages.
@@ -20,10 +22,10 @@ type Page[T any] struct {
 	NextCursor *string `json:"next_cursor"`
 }
 
-// NewPage builds a page from up to limit+1 items (one more than the page
+// New builds a page from up to limit+1 items (one more than the page
 // holds, to learn whether another page follows); cursor encodes the position
 // after the last item shown.
-func NewPage[T any](items []T, limit int, cursor func(last T) any) Page[T] {
+func New[T any](items []T, limit int, cursor func(last T) any) Page[T] {
 	if items == nil {
 		items = []T{}
 	}
@@ -35,15 +37,14 @@ func NewPage[T any](items []T, limit int, cursor func(last T) any) Page[T] {
 	return Page[T]{Items: items, NextCursor: &next}
 }
 
-// Limit parses ?limit= (default 25, 1..100).
-func Limit(r *http.Request) (int, error) {
-	s := r.URL.Query().Get("limit")
+// ParseLimit parses a ?limit= value (default 25, 1..100).
+func ParseLimit(s string) (int, error) {
 	if s == "" {
 		return DefaultLimit, nil
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 || n > MaxLimit {
-		return 0, Errorf(ErrInvalidInput, "limit must be an integer from 1 to %d", MaxLimit)
+		return 0, errs.Errorf(errs.ErrInvalidInput, "limit must be an integer from 1 to %d", MaxLimit)
 	}
 	return n, nil
 }
@@ -61,20 +62,7 @@ func DecodeCursor(s string, v any) error {
 	}
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil || json.Unmarshal(b, v) != nil {
-		return Errorf(ErrInvalidInput, "cursor is invalid")
+		return errs.Errorf(errs.ErrInvalidInput, "cursor is invalid")
 	}
 	return nil
-}
-
-// IfMatch parses an optional If-Match header holding an object version.
-func IfMatch(r *http.Request) (*int, error) {
-	s := strings.Trim(r.Header.Get("If-Match"), `" `)
-	if s == "" {
-		return nil, nil
-	}
-	v, err := strconv.Atoi(s)
-	if err != nil {
-		return nil, Errorf(ErrInvalidInput, "If-Match must be an object version number")
-	}
-	return &v, nil
 }
