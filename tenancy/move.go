@@ -348,7 +348,7 @@ func (r *Registry) freezeAndSwitch(ctx context.Context, e *moveEnv) error {
 	if err != nil {
 		return err
 	}
-	defer conns.close()
+	defer conns.close(ctx)
 	tx, frozen, err := e.freeze(ctx, conns.freeze)
 	if err != nil {
 		return err
@@ -390,10 +390,10 @@ type moveConns struct {
 	freeze, marker, target *pgx.Conn
 }
 
-func (c *moveConns) close() {
+func (c *moveConns) close(ctx context.Context) {
 	for _, conn := range []*pgx.Conn{c.freeze, c.marker, c.target} {
 		if conn != nil {
-			conn.Close(context.Background())
+			conn.Close(context.WithoutCancel(ctx))
 		}
 	}
 }
@@ -406,7 +406,7 @@ func (e *moveEnv) ownConns(ctx context.Context) (*moveConns, error) {
 		pool *pgxpool.Pool
 	}{{&c.freeze, e.src}, {&c.marker, e.src}, {&c.target, e.tgt}} {
 		if *x.dst, err = pgx.ConnectConfig(ctx, x.pool.Config().ConnConfig.Copy()); err != nil {
-			c.close()
+			c.close(ctx)
 			return nil, fmt.Errorf("connect for the freeze: %w", err)
 		}
 	}

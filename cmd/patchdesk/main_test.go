@@ -78,11 +78,16 @@ func TestServeDemo(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if res, err := http.Get(base + "/readyz"); err != nil || res.StatusCode != 200 {
-		t.Fatalf("readyz: %v %v", res, err)
+	res, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatalf("readyz: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("readyz: %s", res.Status)
 	}
 	body, _ := json.Marshal(map[string]string{"email": demoEmail, "password": demoPassword})
-	res, err := http.Post(base+"/t/"+demoSlug+"/api/v1/sessions", "application/json", bytes.NewReader(body))
+	res, err = http.Post(base+"/t/"+demoSlug+"/api/v1/sessions", "application/json", bytes.NewReader(body))
 	if err != nil || res.StatusCode != http.StatusCreated {
 		t.Fatalf("demo login: %v %v", res, err)
 	}

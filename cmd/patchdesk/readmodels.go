@@ -38,7 +38,7 @@ func readModel(ctx context.Context, name string, args []string) error {
 	if err != nil {
 		return err
 	}
-	app, err := api.New(reg, log, obs.NewMetrics(), api.Config{})
+	app, err := api.New(ctx, reg, log, obs.NewMetrics(), api.Config{})
 	if err != nil {
 		return err
 	}

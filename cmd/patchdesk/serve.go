@@ -77,7 +77,7 @@ func runProcess(ctx context.Context, name string, args []string, defaultRole str
 
 	metrics := obs.NewMetrics()
 	metrics.Registry.MustRegister(reg.Collector())
-	app, err := api.New(reg, log, metrics, api.Config{
+	app, err := api.New(ctx, reg, log, metrics, api.Config{
 		BaseDomain:      c.BaseDomain,
 		MembersHTTP:     members.HandlerConfig{SignupsPerMinute: c.SignupsPerMinute},
 		TokenPerMinute:  c.TokenPerMinute,
@@ -194,7 +194,7 @@ func listenAndServe(ctx context.Context, log *slog.Logger, addr string, h http.H
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: draining requests")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)

@@ -211,7 +211,7 @@ func createTenant(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, 
 			return err
 		}
 	}
-	app, err := api.New(reg, log, obs.NewMetrics(), api.Config{})
+	app, err := api.New(ctx, reg, log, obs.NewMetrics(), api.Config{})
 	if err != nil {
 		return err
 	}

@@ -71,8 +71,8 @@ type deps struct {
 }
 
 // New builds every module and the complete HTTP handler.
-func New(reg *tenancy.Registry, log *slog.Logger, metrics *obs.Metrics, cfg Config) (*App, error) {
-	az, err := authz.New()
+func New(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, metrics *obs.Metrics, cfg Config) (*App, error) {
+	az, err := authz.New(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -104,10 +104,10 @@ type Authorizer struct {
 }
 
 // New compiles the built-in policies.
-func New() (*Authorizer, error) {
+func New(ctx context.Context) (*Authorizer, error) {
 	mgr := memory.NewMemoryManager()
 	for _, p := range policies() {
-		if err := mgr.Create(context.Background(), p); err != nil {
+		if err := mgr.Create(ctx, p); err != nil {
 			return nil, fmt.Errorf("load policy %s: %w", p.ID, err)
 		}
 	}

@@ -12,7 +12,7 @@ import (
 // and checks the expected answer; anything not listed is denied.
 func TestPermissionMatrix(t *testing.T) {
 	t.Parallel()
-	az, err := authz.New()
+	az, err := authz.New(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -139,7 +139,7 @@ func (q *Queue) Run(ctx context.Context) error {
 		}
 		break
 	}
-	stopCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
 	for _, c := range started {
 		if err := c.Stop(stopCtx); err != nil {

@@ -113,9 +113,6 @@ func (s *Service) applyOnce(ctx context.Context, tx tenancy.Tx, c change) error 
 	return s.apply(ctx, tx, c)
 }
 
-// Statuses in which a ticket waits on the team.
-var openStatuses = []string{"open", "in_progress", "pending"}
-
 func str(v any) string {
 	s, _ := v.(string)
 	return s

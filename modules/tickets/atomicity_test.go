@@ -30,7 +30,7 @@ func setup(t *testing.T) *bundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(reg.Close)
-	az, err := authz.New()
+	az, err := authz.New(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

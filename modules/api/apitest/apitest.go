@@ -109,7 +109,7 @@ func NewOn(t testing.TB, dsn string, cfg func(*api.Config)) *Server {
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	metrics := obs.NewMetrics()
 	metrics.Registry.MustRegister(reg.Collector())
-	app, err := api.New(reg, log, metrics, c)
+	app, err := api.New(context.Background(), reg, log, metrics, c)
 	if err != nil {
 		t.Fatalf("build api: %v", err)
 	}
