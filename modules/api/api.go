@@ -98,11 +98,11 @@ func New(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, metrics *
 	if err != nil {
 		return nil, err
 	}
-	ssvc, err := search.NewService(reg, az, metrics.Registry)
+	ssvc, err := search.NewService(reg, tsvc, az, metrics.Registry)
 	if err != nil {
 		return nil, err
 	}
-	rsvc, err := reports.NewService(reg, msvc, az, queue)
+	rsvc, err := reports.NewService(reg, msvc, tsvc, az, queue)
 	if err != nil {
 		return nil, err
 	}

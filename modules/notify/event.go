@@ -4,66 +4,40 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-
-	"github.com/patchdesk/patchdesk/modules/outbox"
+	"github.com/patchdesk/patchdesk/modules/events"
 )
 
-// ticketEvent is the outbox event as the tickets module publishes it.
+// ticketEvent is a ticket event as notify reads it: the envelope, its
+// decoded ticket change, and the bytes exactly as published (what webhooks
+// receive).
 type ticketEvent struct {
-	ID         uuid.UUID  `json:"event_id"`
-	Type       string     `json:"type"`
-	TenantID   uuid.UUID  `json:"tenant_id"`
-	ActorID    *uuid.UUID `json:"actor_id"`
-	OccurredAt time.Time  `json:"occurred_at"`
-	Data       struct {
-		Ticket struct {
-			ID             uuid.UUID  `json:"id"`
-			Number         int64      `json:"number"`
-			Title          string     `json:"title"`
-			Status         string     `json:"status"`
-			AssigneeID     *uuid.UUID `json:"assignee_id"`
-			RequesterEmail *string    `json:"requester_email"`
-		} `json:"ticket"`
-		Event struct {
-			Type string         `json:"type"`
-			Data map[string]any `json:"data"`
-		} `json:"event"`
-		Comment *struct {
-			ID       uuid.UUID `json:"id"`
-			Body     string    `json:"body"`
-			Internal bool      `json:"internal"`
-			AuthorID uuid.UUID `json:"author_id"`
-		} `json:"comment"`
-		Watchers []uuid.UUID `json:"watchers"`
-	} `json:"data"`
-	// raw is the event exactly as published: what webhooks receive.
-	raw json.RawMessage
+	*events.Envelope
+	Data *events.TicketChange
+	raw  json.RawMessage
 }
 
-func decodeEvent(b []byte) (*ticketEvent, error) {
-	if _, err := outbox.Decode(b); err != nil {
-		return nil, err
+// decodeTicketEvent reads a ticket event; ok is false for other event families.
+func decodeTicketEvent(b []byte) (ev *ticketEvent, ok bool, err error) {
+	env, err := events.Decode(b)
+	if err != nil {
+		return nil, false, err
 	}
-	var e ticketEvent
-	if err := json.Unmarshal(b, &e); err != nil {
-		return nil, fmt.Errorf("decode event: %w", err)
+	if !events.IsTicket(env.Type) {
+		return nil, false, nil
 	}
-	e.raw = b
-	return &e, nil
+	data, err := env.TicketChange()
+	if err != nil {
+		return nil, false, err
+	}
+	return &ticketEvent{Envelope: env, Data: data, raw: b}, true, nil
 }
 
-func (e *ticketEvent) actor() uuid.UUID {
-	if e.ActorID == nil {
-		return uuid.Nil
-	}
-	return *e.ActorID
-}
+func (e *ticketEvent) actor() uuid.UUID { return e.Actor() }
 
-func (e *ticketEvent) internal() bool { return e.Data.Comment != nil && e.Data.Comment.Internal }
+func (e *ticketEvent) internal() bool { return e.Data.Internal() }
 
 // summary is the one-line text of an in-app notification.
 func (e *ticketEvent) summary() string {

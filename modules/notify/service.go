@@ -14,7 +14,6 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -121,11 +120,11 @@ func NewService(cfg Config, reg Registry, dir Directory, az *authz.Authorizer, q
 // deliveries for an event once (keyed by event id) and schedules the
 // deliveries still pending. Redelivered events only re-schedule.
 func (s *Service) HandleEvent(ctx context.Context, m kafka.Message) error {
-	ev, err := decodeEvent(m.Value)
+	ev, ok, err := decodeTicketEvent(m.Value)
 	if err != nil {
 		return errors.Join(bus.ErrPermanent, err)
 	}
-	if !strings.HasPrefix(ev.Type, "ticket.") {
+	if !ok {
 		return nil
 	}
 	t, err := s.reg.ByID(ctx, ev.TenantID)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/patchdesk/patchdesk/modules/api/apitest"
 	"github.com/patchdesk/patchdesk/modules/bus"
+	"github.com/patchdesk/patchdesk/modules/events"
 	"github.com/patchdesk/patchdesk/modules/outbox"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
@@ -35,12 +36,12 @@ func BenchmarkRelayThroughput(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		err := s.Reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
-			events := make([]outbox.Event, perIter)
-			for i := range events {
+			evs := make([]events.Envelope, perIter)
+			for i := range evs {
 				id := uuid.New()
-				events[i] = outbox.Event{ID: id, Type: "ticket.bench", TicketID: &id, OccurredAt: time.Now(), Data: data}
+				evs[i] = events.Envelope{ID: id, Type: "ticket.bench", Version: events.Version, TicketID: &id, OccurredAt: time.Now(), Data: data}
 			}
-			return outbox.Enqueue(ctx, tx, events...)
+			return outbox.Enqueue(ctx, tx, evs...)
 		})
 		if err != nil {
 			b.Fatal(err)

@@ -7,32 +7,21 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/patchdesk/patchdesk/modules/events"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
 
 // Channel is the NOTIFY channel the relay listens on.
 const Channel = "patchdesk_outbox"
 
-// Event is one outbox message; its ID is the idempotency key for consumers.
-type Event struct {
-	ID         uuid.UUID       `json:"event_id"`
-	Type       string          `json:"type"`
-	TenantID   uuid.UUID       `json:"tenant_id"`
-	TicketID   *uuid.UUID      `json:"ticket_id,omitempty"`
-	ActorID    *uuid.UUID      `json:"actor_id,omitempty"`
-	OccurredAt time.Time       `json:"occurred_at"`
-	Data       json.RawMessage `json:"data"`
-}
-
 // Enqueue inserts events into the outbox within tx and schedules a NOTIFY,
 // which PostgreSQL delivers only if tx commits. Tenant roles may insert but
 // not read the outbox.
-func Enqueue(ctx context.Context, tx tenancy.Tx, events ...Event) error {
-	for _, e := range events {
+func Enqueue(ctx context.Context, tx tenancy.Tx, evs ...events.Envelope) error {
+	for _, e := range evs {
 		e.TenantID = tx.Tenant().ID
 		payload, err := json.Marshal(e)
 		if err != nil {
@@ -43,25 +32,12 @@ func Enqueue(ctx context.Context, tx tenancy.Tx, events ...Event) error {
 			return fmt.Errorf("enqueue outbox event: %w", err)
 		}
 	}
-	if len(events) > 0 {
+	if len(evs) > 0 {
 		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, Channel); err != nil {
 			return fmt.Errorf("notify outbox: %w", err)
 		}
 	}
 	return nil
-}
-
-// Decode reads an event published by the relay, refusing one without id,
-// tenant or type.
-func Decode(b []byte) (*Event, error) {
-	var e Event
-	if err := json.Unmarshal(b, &e); err != nil {
-		return nil, fmt.Errorf("decode event: %w", err)
-	}
-	if e.ID == uuid.Nil || e.TenantID == uuid.Nil || e.Type == "" {
-		return nil, fmt.Errorf("decode event: missing id, tenant or type")
-	}
-	return &e, nil
 }
 
 // MarkProcessed records, in the consumer's tenant transaction, that

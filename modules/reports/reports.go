@@ -7,7 +7,6 @@ package reports
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -18,9 +17,9 @@ import (
 
 	"github.com/patchdesk/patchdesk/modules/authz"
 	"github.com/patchdesk/patchdesk/modules/bus"
+	"github.com/patchdesk/patchdesk/modules/events"
 	"github.com/patchdesk/patchdesk/modules/jobs"
 	"github.com/patchdesk/patchdesk/modules/outbox"
-	"github.com/patchdesk/patchdesk/modules/tickets"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
 
@@ -38,20 +37,27 @@ type Directory interface {
 	MemberContact(ctx context.Context, tx tenancy.Tx, id uuid.UUID) (email, role string, err error)
 }
 
+// Timeline replays a tenant's stored timeline, oldest first, to rebuild the
+// aggregates; the tickets module implements it.
+type Timeline interface {
+	ForEachEvent(ctx context.Context, tx tenancy.Tx, fn func(events.Replayed) error) error
+}
+
 // Service maintains and reads the reports read model.
 type Service struct {
-	reg   Registry
-	dir   Directory
-	authz *authz.Authorizer
-	jobs  *jobs.Queue
+	reg      Registry
+	dir      Directory
+	timeline Timeline
+	authz    *authz.Authorizer
+	jobs     *jobs.Queue
 }
 
 // NewService builds the reports service and registers its export worker.
-func NewService(reg Registry, dir Directory, az *authz.Authorizer, q *jobs.Queue) (*Service, error) {
-	if reg == nil || dir == nil || az == nil || q == nil {
-		return nil, errors.New("reports: registry, directory, authorizer and job queue are required")
+func NewService(reg Registry, dir Directory, timeline Timeline, az *authz.Authorizer, q *jobs.Queue) (*Service, error) {
+	if reg == nil || dir == nil || timeline == nil || az == nil || q == nil {
+		return nil, errors.New("reports: registry, directory, timeline, authorizer and job queue are required")
 	}
-	s := &Service{reg: reg, dir: dir, authz: az, jobs: q}
+	s := &Service{reg: reg, dir: dir, timeline: timeline, authz: az, jobs: q}
 	if err := jobs.Add(q, &exportWorker{svc: s}); err != nil {
 		return nil, fmt.Errorf("reports: %w", err)
 	}
@@ -60,37 +66,21 @@ func NewService(reg Registry, dir Directory, az *authz.Authorizer, q *jobs.Queue
 
 // change is one timeline event as the aggregates need it; it comes from a
 // Kafka event or, when rebuilding, from the timeline table.
-type change struct {
-	EventID  uuid.UUID
-	TicketID uuid.UUID
-	Number   int64
-	Type     string
-	ActorID  *uuid.UUID
-	Data     map[string]any
-	At       time.Time
-}
+type change = events.Replayed
 
 // HandleEvent applies one ticket event to the aggregates, once.
 func (s *Service) HandleEvent(ctx context.Context, m kafka.Message) error {
-	ev, err := outbox.Decode(m.Value)
-	var data struct {
-		Ticket struct {
-			ID     uuid.UUID `json:"id"`
-			Number int64     `json:"number"`
-		} `json:"ticket"`
-		Event struct {
-			Data map[string]any `json:"data"`
-		} `json:"event"`
-	}
-	if err == nil {
-		err = json.Unmarshal(ev.Data, &data)
-	}
+	ev, err := events.Decode(m.Value)
 	if err != nil {
 		return errors.Join(bus.ErrPermanent, err)
 	}
-	typ, ok := strings.CutPrefix(ev.Type, "ticket.")
+	typ, ok := strings.CutPrefix(ev.Type, events.TicketPrefix)
 	if !ok {
 		return nil
+	}
+	data, err := ev.TicketChange()
+	if err != nil {
+		return errors.Join(bus.ErrPermanent, err)
 	}
 	t, err := s.reg.ByID(ctx, ev.TenantID)
 	if errors.Is(err, tenancy.ErrTenantNotFound) {
@@ -99,7 +89,7 @@ func (s *Service) HandleEvent(ctx context.Context, m kafka.Message) error {
 	if err != nil {
 		return err
 	}
-	c := change{EventID: ev.ID, TicketID: data.Ticket.ID, Number: data.Ticket.Number, Type: typ,
+	c := change{EventID: ev.ID, TicketID: data.Ticket.ID, TicketNumber: data.Ticket.Number, Type: typ,
 		ActorID: ev.ActorID, Data: data.Event.Data, At: ev.OccurredAt}
 	return s.reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error { return s.applyOnce(ctx, tx, c) })
 }
@@ -121,16 +111,16 @@ func str(v any) string {
 func (s *Service) apply(ctx context.Context, tx tenancy.Tx, c change) error {
 	day := c.At.UTC().Format(time.DateOnly)
 	switch c.Type {
-	case "created":
+	case events.Created:
 		status := str(c.Data["status"])
 		tag, err := tx.Exec(ctx, `INSERT INTO report_tickets (ticket_id, number, title, requester_email, priority, status, assignee_id, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
-			c.TicketID, c.Number, str(c.Data["title"]), c.Data["requester_email"], str(c.Data["priority"]), status, c.Data["assignee_id"], c.At)
+			c.TicketID, c.TicketNumber, str(c.Data["title"]), c.Data["requester_email"], str(c.Data["priority"]), status, c.Data["assignee_id"], c.At)
 		if err != nil || tag.RowsAffected() == 0 {
 			return err
 		}
 		return errors.Join(bumpDaily(ctx, tx, day, 1, 0), bumpBacklog(ctx, tx, status, 1))
-	case "status_changed":
+	case events.StatusChanged:
 		before, after := str(c.Data["before"]), str(c.Data["after"])
 		if _, err := tx.Exec(ctx, `UPDATE report_tickets SET status = $2 WHERE ticket_id = $1`, c.TicketID, after); err != nil {
 			return err
@@ -139,25 +129,25 @@ func (s *Service) apply(ctx context.Context, tx tenancy.Tx, c change) error {
 			return err
 		}
 		// The first resolution counts (closing without resolving counts too).
-		if after == "resolved" || after == "closed" {
+		if after == events.StatusResolved || after == events.StatusClosed {
 			tag, err := tx.Exec(ctx, `UPDATE report_tickets SET resolved_at = $2 WHERE ticket_id = $1 AND resolved_at IS NULL`, c.TicketID, c.At)
 			if err != nil || tag.RowsAffected() == 0 {
 				return err
 			}
 			return bumpDaily(ctx, tx, day, 0, 1)
 		}
-	case "assigned":
+	case events.Assigned:
 		_, err := tx.Exec(ctx, `UPDATE report_tickets SET assignee_id = $2 WHERE ticket_id = $1`, c.TicketID, c.Data["after"])
 		return err
-	case "priority_changed":
+	case events.PriorityChanged:
 		_, err := tx.Exec(ctx, `UPDATE report_tickets SET priority = $2 WHERE ticket_id = $1`, c.TicketID, str(c.Data["after"]))
 		return err
-	case "title_changed":
+	case events.TitleChanged:
 		_, err := tx.Exec(ctx, `UPDATE report_tickets SET title = $2 WHERE ticket_id = $1`, c.TicketID, str(c.Data["after"]))
 		return err
-	case "commented":
+	case events.Commented:
 		return s.firstResponse(ctx, tx, c)
-	case "deleted":
+	case events.Deleted:
 		var status string
 		err := tx.QueryRow(ctx, `UPDATE report_tickets SET deleted = true WHERE ticket_id = $1 AND NOT deleted RETURNING status`, c.TicketID).Scan(&status)
 		if err != nil {
@@ -212,10 +202,9 @@ func (s *Service) Rebuild(ctx context.Context, t *tenancy.Tenant) (int, error) {
 				return fmt.Errorf("clear aggregates: %w", err)
 			}
 		}
-		return tickets.ForEachEvent(ctx, tx, func(e tickets.TimelineEvent) error {
+		return s.timeline.ForEachEvent(ctx, tx, func(e events.Replayed) error {
 			n++
-			return s.applyOnce(ctx, tx, change{EventID: e.EventID, TicketID: e.TicketID, Number: e.TicketNumber,
-				Type: e.Type, ActorID: e.ActorID, Data: e.Data, At: e.At})
+			return s.applyOnce(ctx, tx, e)
 		})
 	})
 	if err != nil {

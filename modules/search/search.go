@@ -6,7 +6,6 @@ package search
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -22,8 +21,8 @@ import (
 	"github.com/patchdesk/patchdesk/modules/authz"
 	"github.com/patchdesk/patchdesk/modules/bus"
 	"github.com/patchdesk/patchdesk/modules/errs"
+	"github.com/patchdesk/patchdesk/modules/events"
 	"github.com/patchdesk/patchdesk/modules/outbox"
-	"github.com/patchdesk/patchdesk/modules/tickets"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
 
@@ -39,17 +38,24 @@ type Registry interface {
 	ByID(ctx context.Context, id uuid.UUID) (*tenancy.Tenant, error)
 }
 
+// Sources replays the live tickets of a tenant with their comment text, to
+// rebuild the read model; the tickets module implements it.
+type Sources interface {
+	ForEachSource(ctx context.Context, tx tenancy.Tx, fn func(events.TicketText) error) error
+}
+
 // Service maintains and queries the search read model.
 type Service struct {
 	reg   Registry
+	src   Sources
 	authz *authz.Authorizer
 	lag   prometheus.Histogram
 }
 
 // NewService builds the search service and registers its index-lag metric.
-func NewService(reg Registry, az *authz.Authorizer, prom prometheus.Registerer) (*Service, error) {
-	if reg == nil || az == nil || prom == nil {
-		return nil, errors.New("search: registry, authorizer and metrics registry are required")
+func NewService(reg Registry, src Sources, az *authz.Authorizer, prom prometheus.Registerer) (*Service, error) {
+	if reg == nil || src == nil || az == nil || prom == nil {
+		return nil, errors.New("search: registry, sources, authorizer and metrics registry are required")
 	}
 	lag := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "patchdesk_search_index_lag_seconds",
@@ -59,30 +65,21 @@ func NewService(reg Registry, az *authz.Authorizer, prom prometheus.Registerer) 
 	if err := prom.Register(lag); err != nil {
 		return nil, fmt.Errorf("search metrics: %w", err)
 	}
-	return &Service{reg: reg, authz: az, lag: lag}, nil
-}
-
-// eventData is the part of a ticket event's data the read model needs.
-type eventData struct {
-	Ticket  tickets.Ticket `json:"ticket"`
-	Comment *struct {
-		Body     string `json:"body"`
-		Internal bool   `json:"internal"`
-	} `json:"comment"`
+	return &Service{reg: reg, src: src, authz: az, lag: lag}, nil
 }
 
 // HandleEvent applies one ticket event to the read model, once.
 func (s *Service) HandleEvent(ctx context.Context, m kafka.Message) error {
-	ev, err := outbox.Decode(m.Value)
-	var data eventData
-	if err == nil {
-		err = json.Unmarshal(ev.Data, &data)
-	}
+	ev, err := events.Decode(m.Value)
 	if err != nil {
 		return errors.Join(bus.ErrPermanent, err)
 	}
-	if !strings.HasPrefix(ev.Type, "ticket.") {
+	if !events.IsTicket(ev.Type) {
 		return nil
+	}
+	data, err := ev.TicketChange()
+	if err != nil {
+		return errors.Join(bus.ErrPermanent, err)
 	}
 	t, err := s.reg.ByID(ctx, ev.TenantID)
 	if errors.Is(err, tenancy.ErrTenantNotFound) {
@@ -96,7 +93,7 @@ func (s *Service) HandleEvent(ctx context.Context, m kafka.Message) error {
 		if err != nil || !fresh {
 			return err
 		}
-		return apply(ctx, tx, ev.Type, &data)
+		return apply(ctx, tx, ev.Type, data)
 	})
 	if err != nil {
 		return fmt.Errorf("index event %s: %w", ev.ID, err)
@@ -105,9 +102,9 @@ func (s *Service) HandleEvent(ctx context.Context, m kafka.Message) error {
 	return nil
 }
 
-func apply(ctx context.Context, tx tenancy.Tx, eventType string, data *eventData) error {
+func apply(ctx context.Context, tx tenancy.Tx, eventType string, data *events.TicketChange) error {
 	tk := data.Ticket
-	if eventType == "ticket.deleted" {
+	if eventType == events.TicketType(events.Deleted) {
 		_, err := tx.Exec(ctx, `DELETE FROM search_docs WHERE ticket_id = $1`, tk.ID)
 		return err
 	}
@@ -128,7 +125,7 @@ func apply(ctx context.Context, tx tenancy.Tx, eventType string, data *eventData
 	return nil
 }
 
-func upsert(ctx context.Context, tx tenancy.Tx, tk tickets.Ticket, public, internal string) error {
+func upsert(ctx context.Context, tx tenancy.Tx, tk events.Ticket, public, internal string) error {
 	_, err := tx.Exec(ctx, `INSERT INTO search_docs (ticket_id, number, title, status, requester_email, tags_text, body,
 			public_text, internal_text, ticket_version)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -151,7 +148,7 @@ func (s *Service) Reindex(ctx context.Context, t *tenancy.Tenant) (int, error) {
 		if _, err := tx.Exec(ctx, `DELETE FROM search_docs`); err != nil {
 			return fmt.Errorf("clear search docs: %w", err)
 		}
-		return tickets.ForEachSource(ctx, tx, func(src tickets.Source) error {
+		return s.src.ForEachSource(ctx, tx, func(src events.TicketText) error {
 			n++
 			return upsert(ctx, tx, src.Ticket, src.PublicText, src.InternalText)
 		})

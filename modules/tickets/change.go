@@ -2,7 +2,6 @@ package tickets
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/patchdesk/patchdesk/modules/audit"
+	"github.com/patchdesk/patchdesk/modules/events"
 	"github.com/patchdesk/patchdesk/modules/outbox"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
@@ -82,8 +82,8 @@ func equalIDs(a, b *uuid.UUID) bool {
 // events, audit entries and outbox events, all in tx. A change with no
 // events writes nothing and returns the ticket unchanged.
 func (s *Service) commit(ctx context.Context, tx tenancy.Tx, ch *change) (*Ticket, error) {
-	events := append(fieldEvents(ch.Before, ch.After), ch.Extra...)
-	if len(events) == 0 {
+	pending := append(fieldEvents(ch.Before, ch.After), ch.Extra...)
+	if len(pending) == 0 {
 		return &ch.Before, nil
 	}
 	after := ch.After
@@ -98,7 +98,7 @@ func (s *Service) commit(ctx context.Context, tx tenancy.Tx, ch *change) (*Ticke
 	if err != nil {
 		return nil, err
 	}
-	if err := s.record(ctx, tx, t, ch.Actor, events, ch.Comment); err != nil {
+	if err := s.record(ctx, tx, t, ch.Actor, pending, ch.Comment); err != nil {
 		return nil, err
 	}
 	for _, a := range ch.Audit {
@@ -110,7 +110,7 @@ func (s *Service) commit(ctx context.Context, tx tenancy.Tx, ch *change) (*Ticke
 }
 
 // record appends events to the timeline and the outbox.
-func (s *Service) record(ctx context.Context, tx tenancy.Tx, t *Ticket, actor uuid.UUID, events []pendingEvent, comment *Comment) error {
+func (s *Service) record(ctx context.Context, tx tenancy.Tx, t *Ticket, actor uuid.UUID, pending []pendingEvent, comment *Comment) error {
 	var actorID *uuid.UUID
 	if actor != uuid.Nil {
 		actorID = &actor
@@ -119,34 +119,24 @@ func (s *Service) record(ctx context.Context, tx tenancy.Tx, t *Ticket, actor uu
 	if err != nil {
 		return err
 	}
-	out := make([]outbox.Event, 0, len(events))
-	for _, pe := range events {
+	out := make([]events.Envelope, 0, len(pending))
+	for _, pe := range pending {
 		id := uuid.New()
 		e, err := insertEvent(ctx, tx, id, t.ID, actorID, pe.Type, pe.Data)
 		if err != nil {
 			return err
 		}
-		data, err := json.Marshal(eventPayload{Ticket: t, Event: e, Comment: comment, Watchers: watchers})
-		if err != nil {
-			return fmt.Errorf("encode event payload: %w", err)
-		}
-		out = append(out, outbox.Event{
-			ID: id, Type: "ticket." + pe.Type, TicketID: &t.ID, ActorID: actorID, OccurredAt: e.CreatedAt, Data: data,
+		env, err := events.New(id, events.TicketType(pe.Type), &t.ID, actorID, e.CreatedAt, events.TicketChange{
+			Ticket: t.snapshot(), Event: e.timeline(), Comment: comment.event(), Watchers: watchers,
 		})
+		if err != nil {
+			return err
+		}
+		out = append(out, env)
 	}
 	if err := outbox.Enqueue(ctx, tx, out...); err != nil {
 		return err
 	}
 	s.metrics.outboxWritten.Add(float64(len(out)))
 	return nil
-}
-
-// eventPayload is what consumers receive: the event, the ticket after it,
-// the comment it added and the ticket's watchers (its creator and everyone
-// who commented), so consumers need not read the tickets module's tables.
-type eventPayload struct {
-	Ticket   *Ticket     `json:"ticket"`
-	Event    *Event      `json:"event"`
-	Comment  *Comment    `json:"comment,omitempty"`
-	Watchers []uuid.UUID `json:"watchers"`
 }

@@ -10,15 +10,16 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/patchdesk/patchdesk/modules/events"
 )
 
 // Statuses.
 const (
-	StatusOpen       = "open"
-	StatusInProgress = "in_progress"
-	StatusPending    = "pending"
-	StatusResolved   = "resolved"
-	StatusClosed     = "closed"
+	StatusOpen       = events.StatusOpen
+	StatusInProgress = events.StatusInProgress
+	StatusPending    = events.StatusPending
+	StatusResolved   = events.StatusResolved
+	StatusClosed     = events.StatusClosed
 )
 
 // Statuses lists every ticket status.
@@ -29,14 +30,14 @@ var Priorities = []string{"low", "normal", "high", "urgent"}
 
 // Event types of the timeline.
 const (
-	EventCreated         = "created"
-	EventStatusChanged   = "status_changed"
-	EventAssigned        = "assigned"
-	EventPriorityChanged = "priority_changed"
-	EventCommented       = "commented"
-	EventTagsChanged     = "tags_changed"
-	EventTitleChanged    = "title_changed"
-	EventDeleted         = "deleted"
+	EventCreated         = events.Created
+	EventStatusChanged   = events.StatusChanged
+	EventAssigned        = events.Assigned
+	EventPriorityChanged = events.PriorityChanged
+	EventCommented       = events.Commented
+	EventTagsChanged     = events.TagsChanged
+	EventTitleChanged    = events.TitleChanged
+	EventDeleted         = events.Deleted
 )
 
 // Ticket is the current state of a ticket.
@@ -58,6 +59,13 @@ type Ticket struct {
 	DeletedAt *time.Time `json:"-"`
 }
 
+// snapshot is the ticket as events carry it.
+func (t *Ticket) snapshot() events.Ticket {
+	return events.Ticket{ID: t.ID, Number: t.Number, Title: t.Title, Body: t.Body, Status: t.Status, Priority: t.Priority,
+		AssigneeID: t.AssigneeID, RequesterEmail: t.RequesterEmail, Tags: t.Tags, CreatedAt: t.CreatedAt,
+		UpdatedAt: t.UpdatedAt, Version: t.Version}
+}
+
 // clone returns a deep copy, so a change can compare before and after.
 func (t Ticket) clone() Ticket {
 	t.Tags = slices.Clone(t.Tags)
@@ -73,6 +81,14 @@ type Comment struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// event is the comment as events carry it (nil for none).
+func (c *Comment) event() *events.Comment {
+	if c == nil {
+		return nil
+	}
+	return &events.Comment{ID: c.ID, Body: c.Body, Internal: c.Internal, AuthorID: c.AuthorID, CreatedAt: c.CreatedAt}
+}
+
 // Event is one timeline entry.
 type Event struct {
 	ID        int64          `json:"id"`
@@ -80,6 +96,11 @@ type Event struct {
 	ActorID   *uuid.UUID     `json:"actor_id"`
 	Data      map[string]any `json:"data"`
 	CreatedAt time.Time      `json:"created_at"`
+}
+
+// timeline is the entry as events carry it.
+func (e *Event) timeline() events.Timeline {
+	return events.Timeline{ID: e.ID, Type: e.Type, ActorID: e.ActorID, Data: e.Data, CreatedAt: e.CreatedAt}
 }
 
 // optionalID is a JSON field that distinguishes absent from null.

@@ -4,28 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/patchdesk/patchdesk/modules/events"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
-
-// Source is a live ticket with its comment text, for rebuilding read models
-// (search) from the source tables.
-type Source struct {
-	Ticket
-	PublicText   string
-	InternalText string
-}
 
 // sourceBatch bounds how many rows are held in memory while replaying, so fn
 // may use the same transaction (a connection runs one query at a time).
 const sourceBatch = 1000
 
 // ForEachSource calls fn for every live ticket of the tenant, in number order.
-func ForEachSource(ctx context.Context, tx tenancy.Tx, fn func(Source) error) error {
+func (*Service) ForEachSource(ctx context.Context, tx tenancy.Tx, fn func(events.TicketText) error) error {
 	var after int64
 	for {
 		rows, err := tx.Query(ctx, `SELECT `+ticketColumns+`,
@@ -35,11 +26,15 @@ func ForEachSource(ctx context.Context, tx tenancy.Tx, fn func(Source) error) er
 		if err != nil {
 			return fmt.Errorf("read ticket sources: %w", err)
 		}
-		batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Source, error) {
-			var s Source
-			t := &s.Ticket
-			return s, row.Scan(&t.ID, &t.Number, &t.Title, &t.Body, &t.Status, &t.Priority, &t.AssigneeID, &t.RequesterEmail, &t.Tags,
+		batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (events.TicketText, error) {
+			var (
+				s events.TicketText
+				t Ticket
+			)
+			err := row.Scan(&t.ID, &t.Number, &t.Title, &t.Body, &t.Status, &t.Priority, &t.AssigneeID, &t.RequesterEmail, &t.Tags,
 				&t.CreatedAt, &t.UpdatedAt, &t.Version, &t.ClosedAt, &t.DeletedAt, &s.PublicText, &s.InternalText)
+			s.Ticket = t.snapshot()
+			return s, err
 		})
 		if err != nil {
 			return fmt.Errorf("read ticket sources: %w", err)
@@ -48,7 +43,7 @@ func ForEachSource(ctx context.Context, tx tenancy.Tx, fn func(Source) error) er
 			if err := fn(s); err != nil {
 				return err
 			}
-			after = s.Number
+			after = s.Ticket.Number
 		}
 		if len(batch) < sourceBatch {
 			return nil
@@ -56,20 +51,8 @@ func ForEachSource(ctx context.Context, tx tenancy.Tx, fn func(Source) error) er
 	}
 }
 
-// TimelineEvent is one timeline entry with its ticket's identity, for
-// replaying read models (reports) from the source tables.
-type TimelineEvent struct {
-	EventID      uuid.UUID
-	TicketID     uuid.UUID
-	TicketNumber int64
-	Type         string
-	ActorID      *uuid.UUID
-	Data         map[string]any
-	At           time.Time
-}
-
 // ForEachEvent calls fn for every timeline event of the tenant, oldest first.
-func ForEachEvent(ctx context.Context, tx tenancy.Tx, fn func(TimelineEvent) error) error {
+func (*Service) ForEachEvent(ctx context.Context, tx tenancy.Tx, fn func(events.Replayed) error) error {
 	var after int64
 	for {
 		rows, err := tx.Query(ctx, `SELECT e.id, e.event_id, e.ticket_id, t.number, e.type, e.actor_id, e.data, e.created_at
@@ -77,9 +60,9 @@ func ForEachEvent(ctx context.Context, tx tenancy.Tx, fn func(TimelineEvent) err
 		if err != nil {
 			return fmt.Errorf("read timeline: %w", err)
 		}
-		batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (TimelineEvent, error) {
+		batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (events.Replayed, error) {
 			var (
-				e   TimelineEvent
+				e   events.Replayed
 				raw []byte
 			)
 			if err := row.Scan(&after, &e.EventID, &e.TicketID, &e.TicketNumber, &e.Type, &e.ActorID, &raw, &e.At); err != nil {
