@@ -52,6 +52,12 @@ func (g gen) calendar() sla.Calendar {
 				bounds = append(bounds, m)
 			}
 			slices.Sort(bounds)
+			if g.r.IntN(3) == 0 {
+				bounds[n-1] = 1440 // often end at 24:00
+			}
+			if g.r.IntN(3) == 0 {
+				bounds[0] = 0
+			}
 			for i := 0; i < n; i += 2 {
 				cal.Hours[day] = append(cal.Hours[day], []string{hhmm(bounds[i]), hhmm(bounds[i+1])})
 			}

@@ -81,6 +81,8 @@ func TestScheduleAdd(t *testing.T) {
 		{"split shift ends at 12:00 exactly", split, berlin, "2026-03-02 09:00", 3 * time.Hour, "2026-03-02 12:00"},
 		{"interval to 24:00 runs into the next day", night, berlin, "2026-03-07 23:00", 2 * time.Hour, "2026-03-08 01:00"},
 		{"a week of office hours", officeHours("Europe/Berlin"), berlin, "2026-03-02 09:00", 40 * time.Hour, "2026-03-06 17:00"},
+		{"a week from a Sunday ends on Friday at 17:00", officeHours("Europe/Berlin"), berlin, "2026-03-01 12:00", 40 * time.Hour, "2026-03-06 17:00"},
+		{"three weeks from a Sunday", officeHours("Europe/Berlin"), berlin, "2026-03-01 12:00", 120 * time.Hour, "2026-03-20 17:00"},
 		{"ten weeks of office hours", officeHours("Europe/Berlin"), berlin, "2026-01-05 09:00", 400 * time.Hour, "2026-03-13 17:00"},
 		{"spring forward: the 01:00–03:00 shift is one real hour", sundayEarly, ny, "2026-03-08 01:00", 90 * time.Minute, "2026-03-15 01:30"},
 		{"fall back: the 01:00–03:00 shift is three real hours", sundayEarly, ny, "2026-11-01 01:00", 150 * time.Minute, "2026-11-01 02:30"},
