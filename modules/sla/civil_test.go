@@ -48,14 +48,14 @@ func TestFastDaysAgreeWithWallInstant(t *testing.T) {
 				c.week[d] = tmpl
 			}
 			first, last := daysFromCivil(1995, 1, 1), daysFromCivil(2040, 12, 31)
-			z := zoneAt(loc, first*secondsPerDay)
+			w, _ := c.walkFrom(first * secondsPerDay * nanosPerSecond)
 			fast := 0
 			for day := first; day <= last; day++ {
-				if !c.fits(&z, day) {
+				if !w.fits(day) {
 					continue
 				}
 				fast++
-				got := c.daySpans(&z, day, nil)
+				got := w.spans(day, nil)
 				// Every boundary near a time change; elsewhere midnight to midnight.
 				check := []int{0, len(tmpl) - 1}
 				if nearChange(loc, day) {

@@ -16,6 +16,14 @@ import (
 const (
 	maxIntervalsPerDay = 24
 	maxHolidays        = 1000
+	maxRecurring       = 100
+)
+
+// Recurring holidays are expanded to dates for the years an SLA clock
+// plausibly runs in, so finding the next holiday is one binary search.
+const (
+	expandFromYear = 1970
+	expandToYear   = 2130
 )
 
 // weekdayKeys are the keys of Calendar.Hours, indexed by time.Weekday.
@@ -57,10 +65,12 @@ type compiled struct {
 	loc          *time.Location
 	week         [7][]interval // by time.Weekday
 	weekNanos    int64         // wall-clock working time of a week without holidays
-	explicit     map[int64]struct{}
 	explicitDays []int64 // sorted
-	recurring    [13][32]bool
 	recurList    []monthDay // sorted
+	// expanded holds explicitDays plus every recurring holiday in
+	// [expandFrom, expandTo), sorted.
+	expanded             []int64
+	expandFrom, expandTo int64
 	always       bool       // every instant works: calendar time
 }
 
@@ -78,7 +88,7 @@ var AroundTheClock = Schedule{}
 // NewSchedule validates a calendar and compiles it. Errors are
 // errs.ErrInvalid problems naming the offending field.
 func NewSchedule(cal Calendar) (Schedule, error) {
-	c := &compiled{explicit: map[int64]struct{}{}}
+	c := &compiled{}
 	if err := c.setZone(cal.TimeZone); err != nil {
 		return Schedule{}, err
 	}
@@ -202,9 +212,11 @@ func (c *compiled) setHolidays(days []string) error {
 			if err != nil || t.Format("01-02") != md {
 				return errs.Errorf(errs.ErrInvalid, "holidays[%d]: %q is not a date (YYYY-MM-DD, or --MM-DD for every year)", i, s)
 			}
-			if !c.recurring[t.Month()][t.Day()] {
-				c.recurring[t.Month()][t.Day()] = true
-				c.recurList = append(c.recurList, monthDay{int(t.Month()), t.Day()})
+			if md := (monthDay{int(t.Month()), t.Day()}); !slices.Contains(c.recurList, md) {
+				if len(c.recurList) == maxRecurring {
+					return errs.Errorf(errs.ErrInvalid, "holidays: at most %d recurring dates", maxRecurring)
+				}
+				c.recurList = append(c.recurList, md)
 			}
 			continue
 		}
@@ -212,14 +224,22 @@ func (c *compiled) setHolidays(days []string) error {
 		if err != nil || t.Format(time.DateOnly) != s {
 			return errs.Errorf(errs.ErrInvalid, "holidays[%d]: %q is not a date (YYYY-MM-DD, or --MM-DD for every year)", i, s)
 		}
-		day := daysFromCivil(int64(t.Year()), int(t.Month()), t.Day())
-		if _, dup := c.explicit[day]; !dup {
-			c.explicit[day] = struct{}{}
-			c.explicitDays = append(c.explicitDays, day)
-		}
+		c.explicitDays = append(c.explicitDays, daysFromCivil(int64(t.Year()), int(t.Month()), t.Day()))
 	}
 	slices.Sort(c.explicitDays)
+	c.explicitDays = slices.Compact(c.explicitDays)
 	slices.SortFunc(c.recurList, func(a, b monthDay) int { return (a.month*100 + a.day) - (b.month*100 + b.day) })
+	c.expandFrom, c.expandTo = daysFromCivil(expandFromYear, 1, 1), daysFromCivil(expandToYear, 1, 1)
+	c.expanded = slices.Clone(c.explicitDays)
+	for y := int64(expandFromYear); y < expandToYear && len(c.recurList) > 0; y++ {
+		for _, md := range c.recurList {
+			if validDate(y, md.month, md.day) {
+				c.expanded = append(c.expanded, daysFromCivil(y, md.month, md.day))
+			}
+		}
+	}
+	slices.Sort(c.expanded)
+	c.expanded = slices.Compact(c.expanded)
 	return nil
 }
 
@@ -243,11 +263,10 @@ func (s Schedule) IsWorking(t time.Time) bool {
 		return true
 	}
 	ns := t.UnixNano()
-	day := c.wallDay(ns)
-	z := zoneAt(c.loc, floorDiv(ns, nanosPerSecond))
+	w, day := c.walkFrom(ns)
 	var buf [maxIntervalsPerDay]span
 	for d := day - 1; d <= day+1; d++ {
-		for _, sp := range c.daySpans(&z, d, buf[:0]) {
+		for _, sp := range w.spans(d, buf[:0]) {
 			if sp.start <= ns && ns < sp.end {
 				return true
 			}
@@ -271,20 +290,19 @@ func (s Schedule) Add(from time.Time, d time.Duration) time.Time {
 		return from.Add(d)
 	}
 	pos, rem := from.UnixNano(), int64(d)
-	day := c.wallDay(pos)
-	z := zoneAt(c.loc, floorDiv(pos, nanosPerSecond))
+	w, day := c.walkFrom(pos)
 	var buf [maxIntervalsPerDay]span
 	for first := true; ; first = false {
 		if !first {
 			// Skip whole weeks while strictly more than a week's work is left,
 			// so the answer never falls at the very end of a skipped week.
-			if k := c.clearWeeks(&z, day, pos, math.MaxInt64, (rem-1)/c.weekNanos); k > 0 {
+			if k := w.clearWeeks(day, pos, math.MaxInt64, (rem-1)/c.weekNanos); k > 0 {
 				rem -= k * c.weekNanos
 				day += 7 * k
 				continue
 			}
 		}
-		for _, sp := range c.daySpans(&z, day, buf[:0]) {
+		for _, sp := range w.spans(day, buf[:0]) {
 			start := max(sp.start, pos)
 			if start >= sp.end {
 				continue
@@ -310,21 +328,21 @@ func (s Schedule) Between(a, b time.Time) time.Duration {
 		return b.Sub(a)
 	}
 	from, to := a.UnixNano(), b.UnixNano()
-	day, last := c.wallDay(from), c.wallDay(to)+1
-	z := zoneAt(c.loc, floorDiv(from, nanosPerSecond))
+	w, day := c.walkFrom(from)
+	last := c.wallDay(to) + 1
 	var (
 		buf [maxIntervalsPerDay]span
 		sum int64
 	)
 	for first := true; day <= last; first = false {
 		if !first {
-			if k := c.clearWeeks(&z, day, from, to, math.MaxInt64); k > 0 {
+			if k := w.clearWeeks(day, from, to, math.MaxInt64); k > 0 {
 				sum += k * c.weekNanos
 				day += 7 * k
 				continue
 			}
 		}
-		for _, sp := range c.daySpans(&z, day, buf[:0]) {
+		for _, sp := range w.spans(day, buf[:0]) {
 			if lo, hi := max(sp.start, from), min(sp.end, to); hi > lo {
 				sum += hi - lo
 			}
@@ -341,30 +359,46 @@ func (c *compiled) wallDay(ns int64) int64 {
 	return floorDiv(sec+int64(off), secondsPerDay)
 }
 
-// fits reports whether day lies wholly in zone z, far enough from its start
-// that no wall time of the day is ambiguous, refreshing z once if not. On
-// such a day wall time is real time minus one offset.
-func (c *compiled) fits(z *zone, day int64) bool {
+// walk is the state of one walk over the calendar's days: the zone last
+// seen and the next holiday, each looked up again only when passed.
+type walk struct {
+	c *compiled
+	z zone
+	// No holiday lies in [holFrom, holNext); holNext is one (or MaxInt64).
+	holFrom, holNext int64
+}
+
+// walkFrom starts a walk at Unix nanosecond ns and returns its wall day.
+func (c *compiled) walkFrom(ns int64) (walk, int64) {
+	sec := floorDiv(ns, nanosPerSecond)
+	w := walk{c: c, z: zoneAt(c.loc, sec), holFrom: math.MaxInt64}
+	return w, floorDiv(sec+w.z.off, secondsPerDay)
+}
+
+// fits reports whether day lies wholly in the walk's zone, far enough from
+// its start that no wall time of the day is ambiguous, looking the zone up
+// again once if not. On such a day real time is wall time minus one offset.
+func (w *walk) fits(day int64) bool {
 	simple := func() bool {
-		base := day*secondsPerDay - z.off
-		return (z.start == math.MinInt64 || base >= z.start+secondsPerDay) &&
-			(z.end == math.MaxInt64 || base+secondsPerDay < z.end)
+		base := day*secondsPerDay - w.z.off
+		return (w.z.start == math.MinInt64 || base >= w.z.start+secondsPerDay) &&
+			(w.z.end == math.MaxInt64 || base+secondsPerDay < w.z.end)
 	}
 	if simple() {
 		return true
 	}
-	*z = zoneAt(c.loc, day*secondsPerDay+secondsPerDay/2-z.off)
+	w.z = zoneAt(w.c.loc, day*secondsPerDay+secondsPerDay/2-w.z.off)
 	return simple()
 }
 
-// daySpans appends the working intervals of day, in real time, to buf.
-func (c *compiled) daySpans(z *zone, day int64, buf []span) []span {
-	tmpl := c.week[weekdayOf(day)]
-	if len(tmpl) == 0 || c.isHoliday(day) {
+// spans appends the working intervals of day, in real time, to buf.
+func (w *walk) spans(day int64, buf []span) []span {
+	tmpl := w.c.week[weekdayOf(day)]
+	if len(tmpl) == 0 || w.nextHoliday(day) == day {
 		return buf
 	}
-	if c.fits(z, day) {
-		base := day*secondsPerDay - z.off
+	if w.fits(day) {
+		base := day*secondsPerDay - w.z.off
 		for _, iv := range tmpl {
 			buf = append(buf, span{(base + iv.start) * nanosPerSecond, (base + iv.end) * nanosPerSecond})
 		}
@@ -372,7 +406,7 @@ func (c *compiled) daySpans(z *zone, day int64, buf []span) []span {
 	}
 	// A day touched by a time change: each boundary on its own (wallInstant).
 	for _, iv := range tmpl {
-		start, end := wallInstant(c.loc, day, iv.start), wallInstant(c.loc, day, iv.end)
+		start, end := wallInstant(w.c.loc, day, iv.start), wallInstant(w.c.loc, day, iv.end)
 		if end > start {
 			buf = append(buf, span{start * nanosPerSecond, end * nanosPerSecond})
 		}
@@ -383,41 +417,47 @@ func (c *compiled) daySpans(z *zone, day int64, buf []span) []span {
 // clearWeeks returns how many whole weeks (at most limit) starting at
 // day's midnight lie in [from, to] (Unix nanoseconds), in one zone, with no
 // holiday: their working time is exactly k * weekNanos.
-func (c *compiled) clearWeeks(z *zone, day, from, to, limit int64) int64 {
-	if limit <= 0 || !c.fits(z, day) {
+func (w *walk) clearWeeks(day, from, to, limit int64) int64 {
+	if limit <= 0 || !w.fits(day) {
 		return 0
 	}
-	base := day*secondsPerDay - z.off
+	base := day*secondsPerDay - w.z.off
 	if base*nanosPerSecond < from {
 		return 0
 	}
-	if z.end != math.MaxInt64 {
-		limit = min(limit, (z.end-1-base)/secondsPerWeek)
+	if w.z.end != math.MaxInt64 {
+		limit = min(limit, (w.z.end-1-base)/secondsPerWeek)
 	}
 	if to != math.MaxInt64 {
-		limit = min(limit, floorDiv(to/nanosPerSecond-base, secondsPerWeek))
+		limit = min(limit, floorDiv(floorDiv(to, nanosPerSecond)-base, secondsPerWeek))
 	}
-	if h := c.nextHoliday(day); h != math.MaxInt64 {
+	if h := w.nextHoliday(day); h != math.MaxInt64 {
 		limit = min(limit, (h-day)/7)
 	}
 	return max(limit, 0)
 }
 
-func (c *compiled) isHoliday(day int64) bool {
-	if len(c.explicitDays) > 0 {
-		if _, ok := c.explicit[day]; ok {
-			return true
-		}
+// nextHoliday returns the first holiday on or after day, or math.MaxInt64.
+func (w *walk) nextHoliday(day int64) int64 {
+	if day < w.holFrom || day > w.holNext {
+		w.holFrom, w.holNext = day, w.c.nextHoliday(day)
 	}
-	if len(c.recurList) > 0 {
-		_, m, d := civilFromDays(day)
-		return c.recurring[m][d]
-	}
-	return false
+	return w.holNext
 }
 
 // nextHoliday returns the first holiday on or after day, or math.MaxInt64.
 func (c *compiled) nextHoliday(day int64) int64 {
+	if c.expandFrom <= day && day < c.expandTo {
+		if i, _ := slices.BinarySearch(c.expanded, day); i < len(c.expanded) && c.expanded[i] < c.expandTo {
+			return c.expanded[i]
+		}
+		day = c.expandTo // none left in the expanded years: look beyond
+	}
+	return c.computeNextHoliday(day)
+}
+
+// computeNextHoliday is nextHoliday outside the expanded years.
+func (c *compiled) computeNextHoliday(day int64) int64 {
 	next := int64(math.MaxInt64)
 	if i, _ := slices.BinarySearch(c.explicitDays, day); i < len(c.explicitDays) {
 		next = c.explicitDays[i]

@@ -274,6 +274,7 @@ func TestNewScheduleValidation(t *testing.T) {
 		{"bad recurring holiday", sla.Calendar{TimeZone: "UTC", Holidays: []string{"--13-01"}}, `holidays[0]: "--13-01"`},
 		{"too many intervals", day(repeat([]string{"09:00", "10:00"}, 25)...), "at most 24 intervals"},
 		{"too many holidays", sla.Calendar{TimeZone: "UTC", Holidays: make([]string, 1001)}, "at most 1000"},
+		{"too many recurring holidays", sla.Calendar{TimeZone: "UTC", Holidays: recurringDays(101)}, "at most 100 recurring dates"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -318,4 +319,24 @@ func TestScheduleLeapDayHoliday(t *testing.T) {
 	if got := s.Between(time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)); got != 365*24*time.Hour {
 		t.Fatalf("2025-03 to 2026-03 = %s", got)
 	}
+	// Far from today (recurring dates are precomputed for 1970–2129 only):
+	// 2200 is no leap year, so 2197-03 to 2205-03 holds one 29 February (2204).
+	from, to := time.Date(2197, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2205, 3, 1, 0, 0, 0, 0, time.UTC)
+	if got, want := s.Between(from, to), to.Sub(from)-24*time.Hour; got != want {
+		t.Fatalf("2197-03 to 2205-03 = %s, want %s", got, want)
+	}
+	if got := s.Add(time.Date(2204, 2, 28, 23, 0, 0, 0, time.UTC), 2*time.Hour); !got.Equal(time.Date(2204, 3, 1, 1, 0, 0, 0, time.UTC)) {
+		t.Fatalf("Add over 2204-02-29 = %s", got)
+	}
+	if got := s.Between(time.Date(1960, 2, 28, 0, 0, 0, 0, time.UTC), time.Date(1960, 3, 1, 0, 0, 0, 0, time.UTC)); got != 24*time.Hour {
+		t.Fatalf("1960-02-28 to 1960-03-01 = %s", got)
+	}
+}
+
+func recurringDays(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = time.Date(2024, 1, 1+i, 0, 0, 0, 0, time.UTC).Format("--01-02")
+	}
+	return out
 }
