@@ -42,6 +42,7 @@ func BenchmarkScheduleAdd(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			from := starts(512)
 			i := 0
+			defer reportCPU(b)()
 			for b.Loop() {
 				c.s.Add(from[i%len(from)], c.d)
 				i++
@@ -59,6 +60,7 @@ func BenchmarkScheduleBetween(b *testing.B) {
 		b.Run(span.name, func(b *testing.B) {
 			from := starts(512)
 			i := 0
+			defer reportCPU(b)()
 			for b.Loop() {
 				a := from[i%len(from)]
 				s.Between(a, a.Add(span.d))
@@ -116,6 +118,7 @@ func BenchmarkEvaluate(b *testing.B) {
 		{"200-entries/office-hours", mustSchedule(b, officeHours("Europe/Berlin", germanHolidays...))},
 	} {
 		b.Run(c.name, func(b *testing.B) {
+			defer reportCPU(b)()
 			for b.Loop() {
 				sla.Evaluate(tl, p, c.s, now)
 			}

@@ -154,9 +154,10 @@ type clock struct {
 
 // evaluation replays a timeline through the clocks.
 type evaluation struct {
-	p                *Policy
-	s                Schedule
-	status, priority string
+	p       *Policy
+	s       Schedule
+	status  string
+	targets [3]time.Duration // of the ticket's current priority, indexed like Metrics
 	// waiting is true while pending and the customer has not replied since.
 	waiting, deleted bool
 	mark             time.Time // clocks have been advanced to here
@@ -240,10 +241,17 @@ func solved(status string) bool {
 
 func (e *evaluation) paused() bool { return e.deleted || (e.waiting && e.p.PauseWhenPending) }
 
-func (e *evaluation) target(i int) time.Duration { return e.p.Target(e.priority, Metrics[i]) }
+func (e *evaluation) target(i int) time.Duration { return e.targets[i] }
+
+func (e *evaluation) setPriority(p string) {
+	for i, m := range Metrics {
+		e.targets[i] = e.p.Target(p, m)
+	}
+}
 
 func (e *evaluation) create(en Entry) {
-	e.priority, e.status, e.mark = en.Priority, events.StatusOpen, en.At
+	e.status, e.mark = events.StatusOpen, en.At
+	e.setPriority(en.Priority)
 	e.begin(iFirst, en.At)
 	e.begin(iResolution, en.At)
 	if en.Status != "" {
@@ -289,7 +297,7 @@ func (e *evaluation) apply(en Entry) {
 		}
 	case events.PriorityChanged:
 		if en.After != "" {
-			e.priority = en.After
+			e.setPriority(en.After)
 		}
 	case events.Deleted:
 		e.deleted = true

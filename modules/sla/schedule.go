@@ -65,13 +65,13 @@ type compiled struct {
 	loc          *time.Location
 	week         [7][]interval // by time.Weekday
 	weekNanos    int64         // wall-clock working time of a week without holidays
-	explicitDays []int64 // sorted
-	recurList    []monthDay // sorted
+	explicitDays []int64       // sorted
+	recurList    []monthDay    // sorted
 	// expanded holds explicitDays plus every recurring holiday in
 	// [expandFrom, expandTo), sorted.
 	expanded             []int64
 	expandFrom, expandTo int64
-	always       bool       // every instant works: calendar time
+	always               bool // every instant works: calendar time
 }
 
 // Schedule answers working-time questions for one calendar. The zero value

@@ -328,8 +328,17 @@ func TestScheduleLeapDayHoliday(t *testing.T) {
 	if got := s.Add(time.Date(2204, 2, 28, 23, 0, 0, 0, time.UTC), 2*time.Hour); !got.Equal(time.Date(2204, 3, 1, 1, 0, 0, 0, time.UTC)) {
 		t.Fatalf("Add over 2204-02-29 = %s", got)
 	}
+	if got := s.Between(time.Date(2204, 2, 29, 0, 0, 0, 0, time.UTC), time.Date(2204, 3, 1, 0, 0, 0, 0, time.UTC)); got != 0 {
+		t.Fatalf("2204-02-29 = %s of work", got)
+	}
 	if got := s.Between(time.Date(1960, 2, 28, 0, 0, 0, 0, time.UTC), time.Date(1960, 3, 1, 0, 0, 0, 0, time.UTC)); got != 24*time.Hour {
 		t.Fatalf("1960-02-28 to 1960-03-01 = %s", got)
+	}
+	// Across the end of the precomputed years.
+	newYear := mustSchedule(t, sla.Calendar{TimeZone: "UTC", Holidays: []string{"--01-01"}})
+	from, to = time.Date(2129, 12, 1, 0, 0, 0, 0, time.UTC), time.Date(2130, 2, 1, 0, 0, 0, 0, time.UTC)
+	if got, want := newYear.Between(from, to), to.Sub(from)-24*time.Hour; got != want {
+		t.Fatalf("December 2129 and January 2130 = %s, want %s", got, want)
 	}
 }
 
