@@ -125,3 +125,16 @@ func BenchmarkEvaluate(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkNewSchedule: compiling a calendar (recurring holidays are
+// expanded for 160 years), which the integration should cache per calendar
+// version rather than repeat per ticket.
+func BenchmarkNewSchedule(b *testing.B) {
+	cal := officeHours("Europe/Berlin", germanHolidays...)
+	defer reportCPU(b)()
+	for b.Loop() {
+		if _, err := sla.NewSchedule(cal); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -251,9 +251,9 @@ func (s Schedule) Location() *time.Location {
 	return s.c.loc
 }
 
-// AroundTheClock reports whether every instant is working time, so
+// IsAroundTheClock reports whether every instant is working time, so
 // working time is calendar time.
-func (s Schedule) AroundTheClock() bool { return s.c == nil || s.c.always }
+func (s Schedule) IsAroundTheClock() bool { return s.c == nil || s.c.always }
 
 // IsWorking reports whether t lies in working time. Intervals are
 // half-open: 09:00 is working, 17:00 (the end of a 09:00–17:00 shift) is not.

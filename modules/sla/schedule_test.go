@@ -198,7 +198,7 @@ func TestScheduleAroundTheClock(t *testing.T) {
 	}
 	for _, s := range []sla.Schedule{zero, sla.AroundTheClock, mustSchedule(t, sla.Calendar{TimeZone: "Europe/Berlin"}),
 		mustSchedule(t, sla.Calendar{TimeZone: "Asia/Tokyo", Hours: allDays})} {
-		if !s.AroundTheClock() {
+		if !s.IsAroundTheClock() {
 			t.Fatal("should be around the clock")
 		}
 		for _, d := range []time.Duration{time.Nanosecond, time.Hour, 5 * time.Hour, 400 * 24 * time.Hour} {
@@ -210,7 +210,7 @@ func TestScheduleAroundTheClock(t *testing.T) {
 			}
 		}
 	}
-	if mustSchedule(t, officeHours("UTC")).AroundTheClock() || mustSchedule(t, sla.Calendar{TimeZone: "UTC", Holidays: []string{"--01-01"}}).AroundTheClock() {
+	if mustSchedule(t, officeHours("UTC")).IsAroundTheClock() || mustSchedule(t, sla.Calendar{TimeZone: "UTC", Holidays: []string{"--01-01"}}).IsAroundTheClock() {
 		t.Fatal("office hours, or a holiday, is not around the clock")
 	}
 }
