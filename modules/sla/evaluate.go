@@ -193,7 +193,10 @@ const (
 //     customer's reply ends the wait on the customer, as if it reopened).
 //   - Targets follow the ticket's current priority: a priority change
 //     re-targets running clocks from their original start. An achieved
-//     cycle keeps the target it was achieved against.
+//     cycle keeps the target it was achieved against. A metric without a
+//     target for the priority has no clock in the State, but its time is
+//     still counted, for a later change to a priority that has one.
+//   - Other entries (assigned, tags or title changed) do not touch the clocks.
 //   - A metric is breached at its deadline if not achieved strictly before
 //     it; a warning fires at its point if that precedes the breach. Each
 //     fires at most once per cycle and is never taken back: if a priority
