@@ -28,7 +28,9 @@ $$;
 
 -- Members. Each address is rewritten to its canonical form. Rows that then
 -- collide keep one member per address: the row whose address was already
--- canonical, else an active one, else the oldest. The others, and members
+-- canonical, else one spelt in ASCII (only its case changes: a spelling that
+-- needed NFKC, like ſam for sam, is the look-alike), else an active one, else
+-- the oldest. The others, and members
 -- whose address has no canonical form (non-ASCII after NFKC, or not a plain
 -- address), are quarantined: deactivated, their sessions and tokens deleted,
 -- their address replaced by <member id>@quarantined.invalid (a reserved
@@ -40,7 +42,7 @@ SELECT id, email AS before, canon,
        first_value(id) OVER w AS winner,
        row_number() OVER w AS rank
 FROM (SELECT id, email, active, created_at, canonical_email(email) AS canon FROM members) AS m
-WINDOW w AS (PARTITION BY canon ORDER BY email = canon DESC, active DESC, created_at, id);
+WINDOW w AS (PARTITION BY canon ORDER BY email = canon DESC, octet_length(email) = length(email) DESC, active DESC, created_at, id);
 
 DROP INDEX members_email_idx;
 
