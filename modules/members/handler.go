@@ -108,12 +108,14 @@ func (h *Handler) Authenticate(next http.Handler) http.Handler {
 }
 
 // bearer extracts the token of an "Authorization: Bearer <token>" header;
-// the scheme is case-insensitive (RFC 9110) and surrounding spaces do not
-// matter, so every spelling resolves to the same credential.
+// the scheme is case-insensitive (RFC 9110) and the whitespace around the
+// token does not matter, so every spelling resolves to the same credential.
 func bearer(header string) (string, bool) {
-	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
-	token = strings.TrimSpace(token)
-	return token, ok && strings.EqualFold(scheme, "Bearer") && token != ""
+	f := strings.Fields(header)
+	if len(f) != 2 || !strings.EqualFold(f[0], "Bearer") {
+		return "", false
+	}
+	return f[1], true
 }
 
 // Resolve authenticates token (a bearer or cookie session token) for the
