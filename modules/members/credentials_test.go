@@ -30,15 +30,6 @@ func exec(t *testing.T, s *apitest.Server, slug, sql string, args ...any) {
 	}
 }
 
-// ids returns the "id" of every listed item.
-func ids(r apitest.Resp) []string {
-	var out []string
-	for _, it := range r.Items() {
-		out = append(out, it["id"].(string))
-	}
-	return out
-}
-
 // current returns the id of the credential a token authenticates with.
 func current(t *testing.T, s *apitest.Server, slug, token, kind string) string {
 	t.Helper()
