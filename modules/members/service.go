@@ -97,11 +97,11 @@ var (
 	// and listed only to say why.
 	reservedSlugs = []string{
 		"abuse", "admin", "administrator", "api", "app", "assets", "auth", "autoconfig", "autodiscover", "billing",
-		"blog", "broadcasthost", "cdn", "control", "dashboard", "demo", "dns", "docs", "example", "ftp", "healthz",
-		"help", "hostmaster", "id", "imap", "inbound", "info", "internal", "invalid", "isatap", "localdomain",
-		"localhost", "login", "mail", "metrics", "mta-sts", "mx", "no-reply", "noreply", "ns1", "ns2", "openapi",
-		"patchdesk", "pop", "pop3", "portal", "postmaster", "public", "readyz", "root", "security", "signup",
-		"smtp", "static", "status", "support", "system", "t", "test", "webmail", "webmaster", "wpad", "www",
+		"blog", "broadcasthost", "cdn", "control", "dashboard", "demo", "docs", "ftp", "healthz", "help",
+		"hostmaster", "id", "imap", "inbound", "isatap", "localdomain", "localhost", "login", "mail", "metrics",
+		"mta-sts", "mx", "no-reply", "noreply", "ns1", "ns2", "openapi", "patchdesk", "pop", "pop3", "portal",
+		"postmaster", "public", "readyz", "root", "security", "signup", "smtp", "static", "status", "support",
+		"system", "t", "webmail", "webmaster", "wpad", "www",
 	}
 )
 
