@@ -24,10 +24,16 @@ type config struct {
 	BaseDomain  string
 	LogFormat   string
 	// Rate limits (requests per minute): signups per client IP, and
-	// authenticated requests per token and per tenant.
+	// authenticated requests per member (all their tokens) and per tenant.
 	SignupsPerMinute float64
 	TokenPerMinute   float64
 	TenantPerMinute  float64
+	// LoginsPerMinute limits logins per tenant and client IP, LoginsPerIP
+	// per client IP over all tenants; AuthFailuresPerMinute limits failed
+	// token authentications per client IP.
+	LoginsPerMinute       float64
+	LoginsPerIP           float64
+	AuthFailuresPerMinute float64
 	// KafkaBrokers is the cluster (comma-separated); empty starts the embedded broker on KafkaAddr.
 	KafkaBrokers string
 	KafkaAddr    string
@@ -45,7 +51,8 @@ func (c config) Validate() error {
 	if c.HTTPAddr == "" {
 		return errors.New("PATCHDESK_HTTP_ADDR must not be empty")
 	}
-	if c.SignupsPerMinute <= 0 || c.TokenPerMinute <= 0 || c.TenantPerMinute <= 0 {
+	if c.SignupsPerMinute <= 0 || c.TokenPerMinute <= 0 || c.TenantPerMinute <= 0 ||
+		c.LoginsPerMinute <= 0 || c.LoginsPerIP <= 0 || c.AuthFailuresPerMinute <= 0 {
 		return errors.New("rate limits must be positive")
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
@@ -82,7 +89,10 @@ func bindConfigOnly(fs *flag.FlagSet) *config {
 	fs.StringVar(&c.BaseDomain, "base-domain", os.Getenv("PATCHDESK_BASE_DOMAIN"), "serve tenants on {slug}.DOMAIN too (PATCHDESK_BASE_DOMAIN)")
 	fs.StringVar(&c.LogFormat, "log-format", cmp.Or(os.Getenv("PATCHDESK_LOG_FORMAT"), "text"), "text or json (PATCHDESK_LOG_FORMAT)")
 	fs.Float64Var(&c.SignupsPerMinute, "signups-per-minute", envFloat("PATCHDESK_SIGNUP_PER_MINUTE", 10), "signups per client IP per minute")
-	fs.Float64Var(&c.TokenPerMinute, "token-per-minute", envFloat("PATCHDESK_TOKEN_PER_MINUTE", 1200), "requests per API/session token per minute")
+	fs.Float64Var(&c.TokenPerMinute, "token-per-minute", envFloat("PATCHDESK_TOKEN_PER_MINUTE", 1200), "requests per member per minute, over all their sessions and API tokens")
+	fs.Float64Var(&c.LoginsPerMinute, "logins-per-minute", envFloat("PATCHDESK_LOGIN_PER_MINUTE", 30), "logins per tenant and client IP per minute")
+	fs.Float64Var(&c.LoginsPerIP, "logins-per-ip-per-minute", envFloat("PATCHDESK_LOGIN_IP_PER_MINUTE", 60), "logins per client IP per minute, over all tenants")
+	fs.Float64Var(&c.AuthFailuresPerMinute, "auth-failures-per-minute", envFloat("PATCHDESK_AUTH_FAILURES_PER_MINUTE", 60), "failed token authentications per client IP per minute before its tokens are refused")
 	fs.Float64Var(&c.TenantPerMinute, "tenant-per-minute", envFloat("PATCHDESK_TENANT_PER_MINUTE", 30000), "requests per tenant per minute")
 	fs.StringVar(&c.KafkaBrokers, "kafka-brokers", os.Getenv("KAFKA_BROKERS"), "Kafka brokers host:port,... (KAFKA_BROKERS); empty runs the embedded broker")
 	fs.StringVar(&c.KafkaAddr, "kafka-addr", cmp.Or(os.Getenv("PATCHDESK_KAFKA_ADDR"), "127.0.0.1:0"), "listen address of the embedded broker (PATCHDESK_KAFKA_ADDR)")

@@ -78,8 +78,9 @@ func runProcess(ctx context.Context, name string, args []string, defaultRole str
 	metrics := obs.NewMetrics()
 	metrics.Registry.MustRegister(reg.Collector())
 	app, err := api.New(ctx, reg, log, metrics, api.Config{
-		BaseDomain:      c.BaseDomain,
-		MembersHTTP:     members.HandlerConfig{SignupsPerMinute: c.SignupsPerMinute},
+		BaseDomain: c.BaseDomain,
+		MembersHTTP: members.HandlerConfig{SignupsPerMinute: c.SignupsPerMinute, LoginsPerMinute: c.LoginsPerMinute,
+			LoginsPerIPPerMinute: c.LoginsPerIP, AuthFailuresPerMinute: c.AuthFailuresPerMinute},
 		TokenPerMinute:  c.TokenPerMinute,
 		TenantPerMinute: c.TenantPerMinute,
 		Notify: notify.Config{
@@ -212,6 +213,7 @@ func ensureDemo(ctx context.Context, reg *tenancy.Registry, svc *members.Service
 	if errors.Is(err, tenancy.ErrTenantNotFound) {
 		_, err = svc.Signup(ctx, members.SignupParams{
 			Slug: demoSlug, Name: "Demo", AdminEmail: demoEmail, AdminName: "Demo Owner", Password: demoPassword,
+			Operator: true, // "demo" is reserved for exactly this tenant
 		})
 	}
 	if err != nil {

@@ -37,7 +37,8 @@ type Config struct {
 	Notify      notify.Config
 	Jobs        jobs.Config
 	// TokenPerMinute and TenantPerMinute limit authenticated requests per
-	// token and per tenant (defaults 1,200 and 30,000).
+	// member (over all their sessions and tokens) and per tenant (defaults
+	// 1,200 and 30,000).
 	TokenPerMinute  float64
 	TenantPerMinute float64
 	// ReadyChecks run on /readyz besides the control database ping.

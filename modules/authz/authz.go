@@ -40,11 +40,17 @@ const (
 	// MembersManageOwners grants, removes or deactivates the owner role.
 	MembersManageOwners = "members:manage-owners"
 	TokensCreate        = "tokens:create"
+	// CredentialsManage lists and revokes sessions and API tokens: everyone
+	// their own (Own), owners and admins every member's.
+	CredentialsManage = "credentials:manage"
 
 	// TicketsCreate opens a ticket.
 	TicketsCreate = "tickets:create"
 	// TicketsRead reads a ticket, its public comments and timeline (customers: Own only).
 	TicketsRead = "tickets:read"
+	// TicketsClassify sets priority and tags when opening a ticket; customers
+	// may not (their tickets get the default priority and no tags).
+	TicketsClassify = "tickets:classify"
 	// TicketsUpdate changes title, status, priority or tags.
 	TicketsUpdate = "tickets:update"
 	// TicketsAssign sets or clears the assignee.
@@ -80,9 +86,15 @@ const (
 // Subject is the authenticated member behind a request.
 type Subject struct {
 	MemberID uuid.UUID
-	Email    string
-	Name     string
-	Role     string
+	// Email is in canonical form (package address): compare it with ==.
+	Email string
+	Name  string
+	Role  string
+	// TokenID and TokenKind ("session" or "api") identify the credential the
+	// request authenticated with: rate limits key on the identity, not on the
+	// header's spelling, and logout revokes exactly this credential.
+	TokenID   uuid.UUID
+	TokenKind string
 }
 
 type subjectKey struct{}
@@ -118,7 +130,8 @@ func New(ctx context.Context) (*Authorizer, error) {
 type Request struct {
 	Action   string
 	Resource string
-	// Own tells whether the subject is the requester of the resource (tickets).
+	// Own tells whether the subject owns the resource: the requester of a
+	// ticket, the holder of a session or API token.
 	Own bool
 }
 

@@ -31,7 +31,10 @@ func TestPermissionMatrix(t *testing.T) {
 		{authz.TokensCreate, authz.ResourceTenant, staff, nil},
 		{authz.MembersManage, authz.ResourceMembers, admins, nil},
 		{authz.MembersManageOwners, authz.ResourceMembers, []string{"owner"}, nil},
+		{authz.CredentialsManage, authz.ResourceCredentials, admins, append(slices.Clone(staff), "customer")},
 		{authz.TicketsCreate, authz.ResourceTickets, append(slices.Clone(agents), "customer"), nil},
+		// Customers open tickets but never choose their priority or tags.
+		{authz.TicketsClassify, authz.ResourceTickets, agents, nil},
 		{authz.TicketsRead, authz.ResourceTickets, staff, []string{"customer"}},
 		{authz.CommentsReadInternal, authz.ResourceTickets, staff, nil},
 		{authz.TicketsUpdate, authz.ResourceTickets, agents, nil},
@@ -77,7 +80,7 @@ func TestPermissionMatrix(t *testing.T) {
 			}
 		}
 	}
-	if checked != 8*21*6*2 {
+	if checked != 8*23*7*2 {
 		t.Fatalf("checked %d combinations", checked)
 	}
 }

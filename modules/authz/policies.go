@@ -10,6 +10,8 @@ const (
 	ResourceAudit   = "audit"
 	ResourceNotify  = "notify"
 	ResourceReports = "reports"
+	// ResourceCredentials are sessions and API tokens.
+	ResourceCredentials = "credentials"
 )
 
 func roles(rs ...string) []string {
@@ -51,6 +53,17 @@ func policies() []*ladon.DefaultPolicy {
 			Effect: ladon.AllowAccess,
 		},
 		{
+			ID: "everyone-own-credentials", Description: "every member lists and revokes their own sessions and API tokens",
+			Subjects: allRoles, Resources: []string{ResourceCredentials}, Actions: []string{CredentialsManage},
+			Conditions: ladon.Conditions{"own": &ladon.BooleanCondition{BooleanValue: true}},
+			Effect:     ladon.AllowAccess,
+		},
+		{
+			ID: "admins-credentials", Description: "owners and admins list and revoke every member's sessions and API tokens",
+			Subjects: admins, Resources: []string{ResourceCredentials}, Actions: []string{CredentialsManage},
+			Effect: ladon.AllowAccess,
+		},
+		{
 			ID: "admins-manage-members", Description: "owners and admins manage members",
 			Subjects: admins, Resources: []string{ResourceMembers}, Actions: []string{MembersManage},
 			Effect: ladon.AllowAccess,
@@ -61,9 +74,9 @@ func policies() []*ladon.DefaultPolicy {
 			Effect: ladon.AllowAccess,
 		},
 		{
-			ID: "agents-work-tickets", Description: "agents, admins and owners create, change, assign and reply",
+			ID: "agents-work-tickets", Description: "agents, admins and owners create, classify, change, assign and reply",
 			Subjects: agents, Resources: []string{ResourceTickets},
-			Actions: []string{TicketsCreate, TicketsUpdate, TicketsAssign, CommentsPublic, CommentsInternal, TicketsAssignable},
+			Actions: []string{TicketsCreate, TicketsClassify, TicketsUpdate, TicketsAssign, CommentsPublic, CommentsInternal, TicketsAssignable},
 			Effect:  ladon.AllowAccess,
 		},
 		{
@@ -82,7 +95,7 @@ func policies() []*ladon.DefaultPolicy {
 			Effect: ladon.AllowAccess,
 		},
 		{
-			ID: "customers-create", Description: "customers open tickets",
+			ID: "customers-create", Description: "customers open tickets, at the default priority and without tags",
 			Subjects: roles(RoleCustomer), Resources: []string{ResourceTickets}, Actions: []string{TicketsCreate},
 			Effect: ladon.AllowAccess,
 		},

@@ -1,6 +1,8 @@
 package members
 
 import (
+	"cmp"
+	"errors"
 	"net"
 	"net/http"
 	"strings"
@@ -18,30 +20,44 @@ import (
 // Handler serves the members part of the HTTP API.
 type Handler struct {
 	svc *Service
-	// signups and logins are limited per client IP.
-	signups *ratelimit.Limiter
-	logins  *ratelimit.Limiter
+	// signups are limited per client IP; logins per tenant and client IP
+	// and, across tenants, per client IP.
+	signups, logins, loginsIP *ratelimit.Limiter
+	// authFailures counts, per client IP, well-formed tokens that matched
+	// nothing: once exhausted, that IP's tokens are refused (429) before the
+	// database is asked, so guessing secrets costs no transactions.
+	authFailures *ratelimit.Limiter
 }
 
-// HandlerConfig sets the per-IP limits (requests per minute; defaults 10 and 30).
+// HandlerConfig sets the per-IP limits, in events per minute.
 type HandlerConfig struct {
+	// SignupsPerMinute limits signups per client IP (default 10).
 	SignupsPerMinute float64
-	LoginsPerMinute  float64
+	// LoginsPerMinute limits logins per tenant and client IP (default 30).
+	LoginsPerMinute float64
+	// LoginsPerIPPerMinute limits logins per client IP over all tenants
+	// (default twice LoginsPerMinute).
+	LoginsPerIPPerMinute float64
+	// AuthFailuresPerMinute limits failed token authentications per client
+	// IP (default 60, burst a third of it).
+	AuthFailuresPerMinute float64
 }
 
 // NewHandler builds the members HTTP handler.
 func NewHandler(svc *Service, cfg HandlerConfig) *Handler {
-	signups, logins := cfg.SignupsPerMinute, cfg.LoginsPerMinute
-	if signups == 0 {
-		signups = 10
-	}
-	if logins == 0 {
-		logins = 30
+	signups := cmp.Or(cfg.SignupsPerMinute, 10)
+	logins := cmp.Or(cfg.LoginsPerMinute, 30)
+	loginsIP := cmp.Or(cfg.LoginsPerIPPerMinute, 2*logins)
+	failures := cmp.Or(cfg.AuthFailuresPerMinute, 60)
+	limiter := func(perMinute, burstShare float64) *ratelimit.Limiter {
+		return ratelimit.New(perMinute, int(max(perMinute/burstShare, 1)), 100_000)
 	}
 	return &Handler{
-		svc:     svc,
-		signups: ratelimit.New(signups, int(max(signups/2, 1)), 100_000),
-		logins:  ratelimit.New(logins, int(max(logins/3, 1)), 100_000),
+		svc:          svc,
+		signups:      limiter(signups, 2),
+		logins:       limiter(logins, 3),
+		loginsIP:     limiter(loginsIP, 3),
+		authFailures: limiter(failures, 3),
 	}
 }
 
@@ -62,26 +78,64 @@ func (h *Handler) Routes(r *mux.Router) {
 	r.HandleFunc("/members", h.create).Methods(http.MethodPost)
 	r.HandleFunc("/members/{id}", h.update).Methods(http.MethodPatch)
 	r.HandleFunc("/tokens", h.createToken).Methods(http.MethodPost)
+	r.HandleFunc("/tokens", h.listCredentials(kindAPI)).Methods(http.MethodGet)
+	r.HandleFunc("/tokens/{id}", h.revoke(kindAPI)).Methods(http.MethodDelete)
+	r.HandleFunc("/sessions", h.listCredentials(kindSession)).Methods(http.MethodGet)
+	r.HandleFunc("/sessions/current", h.logout).Methods(http.MethodDelete)
+	r.HandleFunc("/sessions/{id}", h.revoke(kindSession)).Methods(http.MethodDelete)
 }
 
 // Authenticate is middleware that requires a valid bearer token for the
 // routed tenant and puts the authz.Subject in the context.
 func (h *Handler) Authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || token == "" {
+		token, ok := bearer(r.Header.Get("Authorization"))
+		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="patchdesk"`)
 			respond.Error(w, r, errs.Errorf(errs.ErrUnauthenticated, "missing bearer token"))
 			return
 		}
-		sub, err := h.svc.Authenticate(r.Context(), tenancy.FromContext(r.Context()), strings.TrimSpace(token))
+		sub, err := h.Resolve(r, token)
 		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="patchdesk", error="invalid_token"`)
+			if errors.Is(err, errs.ErrUnauthenticated) {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="patchdesk", error="invalid_token"`)
+			}
 			respond.Error(w, r, err)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(authz.WithSubject(r.Context(), sub)))
 	})
+}
+
+// bearer extracts the token of an "Authorization: Bearer <token>" header;
+// the scheme is case-insensitive (RFC 9110) and the whitespace around the
+// token does not matter, so every spelling resolves to the same credential.
+func bearer(header string) (string, bool) {
+	f := strings.Fields(header)
+	if len(f) != 2 || !strings.EqualFold(f[0], "Bearer") {
+		return "", false
+	}
+	return f[1], true
+}
+
+// Resolve authenticates token (a bearer or cookie session token) for the
+// request's tenant. Tokens not shaped for this tenant fail without a query;
+// a client IP whose recent well-formed tokens kept failing is answered 429
+// before any query, until its failure budget refills.
+func (h *Handler) Resolve(r *http.Request, token string) (authz.Subject, error) {
+	t := tenancy.FromContext(r.Context())
+	if !TokenFor(t, token) {
+		return authz.Subject{}, errs.Errorf(errs.ErrUnauthenticated, "invalid or expired token")
+	}
+	ip := ClientIP(r)
+	if exhausted, retry := h.authFailures.Exhausted(ip); exhausted {
+		return authz.Subject{}, &errs.Problem{Kind: errs.ErrRateLimited, Detail: "too many invalid tokens from this address; slow down", RetryAfter: retry}
+	}
+	sub, err := h.svc.Authenticate(r.Context(), t, token)
+	if errors.Is(err, errs.ErrUnauthenticated) {
+		h.authFailures.Allow(ip)
+	}
+	return sub, err
 }
 
 // ClientIP is the address of the peer, without port.
@@ -129,7 +183,8 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	t := tenancy.FromContext(r.Context())
-	if limited(w, r, h.logins, t.Slug+"|"+ClientIP(r)) {
+	ip := ClientIP(r)
+	if limited(w, r, h.loginsIP, ip) || limited(w, r, h.logins, t.ID.String()+"|"+ip) {
 		return
 	}
 	var p struct {
@@ -215,17 +270,62 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) {
-	var p struct {
-		Name string `json:"name"`
-	}
+	var p CreateTokenParams
 	if err := respond.Decode(w, r, respond.MaxBody, &p); err != nil {
 		respond.Error(w, r, err)
 		return
 	}
-	id, token, err := h.svc.CreateToken(r.Context(), subject(r), tenancy.FromContext(r.Context()), p.Name)
+	tok, err := h.svc.CreateToken(r.Context(), subject(r), tenancy.FromContext(r.Context()), p)
 	if err != nil {
 		respond.Error(w, r, err)
 		return
 	}
-	respond.JSON(w, http.StatusCreated, map[string]any{"id": id, "token": token})
+	respond.JSON(w, http.StatusCreated, tok)
+}
+
+func (h *Handler) listCredentials(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		limit, err := respond.Limit(r)
+		if err != nil {
+			respond.Error(w, r, err)
+			return
+		}
+		p := ListCredentialsParams{Kind: kind, Cursor: q.Get("cursor"), Limit: limit}
+		if m := q.Get("member_id"); m != "" {
+			if p.MemberID, err = uuid.Parse(m); err != nil {
+				respond.Error(w, r, errs.Errorf(errs.ErrInvalidInput, "member_id must be a UUID"))
+				return
+			}
+		}
+		page, err := h.svc.ListCredentials(r.Context(), subject(r), tenancy.FromContext(r.Context()), p)
+		if err != nil {
+			respond.Error(w, r, err)
+			return
+		}
+		respond.JSON(w, http.StatusOK, page)
+	}
+}
+
+func (h *Handler) revoke(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := uuid.Parse(mux.Vars(r)["id"])
+		if err != nil {
+			respond.Error(w, r, errCredentialNotFound)
+			return
+		}
+		if err := h.svc.RevokeCredential(r.Context(), subject(r), tenancy.FromContext(r.Context()), kind, id); err != nil {
+			respond.Error(w, r, err)
+			return
+		}
+		respond.NoContent(w)
+	}
+}
+
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
+	if err := h.svc.RevokeCurrent(r.Context(), subject(r), tenancy.FromContext(r.Context())); err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	respond.NoContent(w)
 }

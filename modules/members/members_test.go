@@ -30,11 +30,28 @@ func TestSignupValidation(t *testing.T) {
 		{"leading hyphen", good("-acme"), http.StatusUnprocessableEntity},
 		{"reserved www", good("www"), http.StatusUnprocessableEntity},
 		{"reserved admin", good("admin"), http.StatusUnprocessableEntity},
+		{"punycode", good("xn--bcher-kva"), http.StatusUnprocessableEntity},
+		{"encoded-label form", good("ab--cd"), http.StatusUnprocessableEntity},
+		{"admin_email too long", map[string]string{"slug": "okslug", "name": "A", "admin_email": strings.Repeat("a", 250) + "@b.test", "admin_name": "A", "password": apitest.Password}, http.StatusUnprocessableEntity},
+		{"admin_email not ASCII", map[string]string{"slug": "okslug", "name": "A", "admin_email": "\u0455am@b.test", "admin_name": "A", "password": apitest.Password}, http.StatusUnprocessableEntity},
+		{"name too long", map[string]string{"slug": "okslug", "name": strings.Repeat("n", 201), "admin_email": "a@b.test", "admin_name": "A", "password": apitest.Password}, http.StatusUnprocessableEntity},
+		{"admin_name too long", map[string]string{"slug": "okslug", "name": "A", "admin_email": "a@b.test", "admin_name": strings.Repeat("é", 201), "password": apitest.Password}, http.StatusUnprocessableEntity},
 		{"bad email", map[string]string{"slug": "okslug", "name": "A", "admin_email": "nope", "admin_name": "A", "password": apitest.Password}, http.StatusUnprocessableEntity},
 		{"short password", map[string]string{"slug": "okslug", "name": "A", "admin_email": "a@b.test", "admin_name": "A", "password": "short"}, http.StatusUnprocessableEntity},
 		{"unknown field", map[string]any{"slug": "okslug", "name": "A", "admin_email": "a@b.test", "admin_name": "A", "password": apitest.Password, "plan": "gold"}, http.StatusBadRequest},
 		{"malformed json", `{"slug":`, http.StatusBadRequest},
 		{"wrong type", map[string]any{"slug": 42}, http.StatusBadRequest},
+	}
+	// Names a mail or web service expects under the base domain, PatchDesk's
+	// own paths, and the operator's demo tenant are reserved (issue 9.10).
+	for _, slug := range []string{"demo", "localhost", "postmaster", "webmail", "mta-sts", "autodiscover", "healthz", "readyz",
+		"www", "mail", "smtp", "imap", "pop", "ftp", "api", "app", "static", "assets", "help", "support", "status", "docs", "root",
+		"abuse", "security", "hostmaster", "webmaster", "noreply", "no-reply", "inbound", "metrics"} {
+		cases = append(cases, struct {
+			name   string
+			body   any
+			status int
+		}{"reserved " + slug, good(slug), http.StatusUnprocessableEntity})
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -133,6 +150,27 @@ func TestMemberManagementRoles(t *testing.T) {
 	if r := add(owner, "superuser"); !r.IsProblem(422) {
 		t.Errorf("unknown role: %s", r)
 	}
+	// Values longer than the schema allows are 422 naming the field, never 500.
+	for _, tc := range []struct {
+		field string
+		body  map[string]any
+	}{
+		{"email", map[string]any{"email": strings.Repeat("e", 64) + "@" + strings.Repeat("d", 63) + "." + strings.Repeat("d", 63) + "." + strings.Repeat("d", 63) + ".test", "name": "N", "role": "agent"}},
+		{"email", map[string]any{"email": strings.Repeat("e", 65) + "@roles.test", "name": "N", "role": "agent"}},
+		{"name", map[string]any{"email": "long-name@roles.test", "name": strings.Repeat("n", 201), "role": "agent"}},
+	} {
+		r := s.Call(t, "POST", "/t/roles/api/v1/members", owner, tc.body)
+		if !r.IsProblem(422) || !strings.HasPrefix(r.JSON["detail"].(string), tc.field+" ") {
+			t.Errorf("too long %s: %s", tc.field, r)
+		}
+	}
+	if r := s.Call(t, "POST", "/t/roles/api/v1/members", owner, map[string]any{"email": "AGENT-NEW@Roles.TEST", "name": "N", "role": "agent"}); !r.IsProblem(409) {
+		t.Errorf("duplicate email in another case: %s", r)
+	}
+	// Addresses are stored and shown in canonical form.
+	if r := s.Call(t, "POST", "/t/roles/api/v1/members", owner, map[string]any{"email": " Mixed.Case@ROLES.test ", "name": "M", "role": "viewer"}); r.Status != 201 || r.JSON["email"] != "mixed.case@roles.test" {
+		t.Errorf("mixed-case address: %s", r)
+	}
 	// Paging walks the whole directory once.
 	seen := map[string]bool{}
 	cursor := ""
@@ -150,7 +188,7 @@ func TestMemberManagementRoles(t *testing.T) {
 		}
 		cursor = c
 	}
-	if len(seen) != 7 { // owner, admin, four role members, the agent the admin added
+	if len(seen) != 8 { // owner, admin, four role members, the agent the admin added, the mixed-case viewer
 		t.Errorf("paged %d members, want 7", len(seen))
 	}
 }
@@ -208,6 +246,9 @@ func TestAPITokens(t *testing.T) {
 	if r := s.Call(t, "POST", "/t/tokens/api/v1/tokens", owner, map[string]string{"name": ""}); !r.IsProblem(422) {
 		t.Fatalf("empty token name: %s", r)
 	}
+	if r := s.Call(t, "POST", "/t/tokens/api/v1/tokens", owner, map[string]string{"name": strings.Repeat("é", 101)}); !r.IsProblem(422) {
+		t.Fatalf("token name over 100 characters: %s", r)
+	}
 	cust := s.AddMember(t, "tokens", owner, "customer")
 	if r := s.Call(t, "POST", "/t/tokens/api/v1/tokens", cust.Token, map[string]string{"name": "x"}); !r.IsProblem(403) {
 		t.Fatalf("customer token: %s", r)
@@ -222,8 +263,11 @@ func TestCrossTenantInvisibility(t *testing.T) {
 	ownerA, ownerB := s.Signup(t, "tenant-a"), s.Signup(t, "tenant-b")
 	agentB := s.AddMember(t, "tenant-b", ownerB, "agent")
 	apiA := s.Call(t, "POST", "/t/tenant-a/api/v1/tokens", ownerA, map[string]string{"name": "a"}).JSON["token"].(string)
+	sessionB := current(t, s, "tenant-b", agentB.Token, "sessions")
 	routes := []struct{ method, path string }{
 		{"GET", "/me"}, {"GET", "/members"}, {"POST", "/members"}, {"PATCH", "/members/" + agentB.ID}, {"POST", "/tokens"},
+		{"GET", "/tokens"}, {"GET", "/sessions"}, {"GET", "/sessions?member_id=" + agentB.ID}, {"DELETE", "/sessions/current"},
+		{"DELETE", "/sessions/" + sessionB}, {"DELETE", "/tokens/" + sessionB},
 	}
 	for _, tok := range []string{ownerA, apiA} {
 		for _, rt := range routes {
@@ -235,6 +279,9 @@ func TestCrossTenantInvisibility(t *testing.T) {
 				t.Errorf("response reveals B's data: %s", r)
 			}
 		}
+	}
+	if r := s.Call(t, "GET", "/t/tenant-b/api/v1/me", agentB.Token, nil); r.Status != 200 {
+		t.Errorf("B's session after A's attempts: %s", r)
 	}
 	if _, err := members.NewService(members.Config{}, nil, nil, nil); err == nil {
 		t.Error("NewService accepted missing dependencies")

@@ -1,14 +1,18 @@
 package members
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/patchdesk/patchdesk/modules/errs"
 )
 
 // ArgonParams are the argon2id cost parameters.
@@ -57,4 +61,59 @@ func verifyPassword(password, encoded string) (bool, error) {
 	}
 	got := argon2.IDKey([]byte(password), salt, p.Time, p.MemoryKiB, p.Threads, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
+}
+
+// hasher runs argon2id with a bound on how many hashes run at once: each
+// one holds MemoryKiB of memory (19 MiB by default), so unbounded concurrent
+// sign-ins would let anyone grow the process by that much per request.
+// Callers beyond the bound queue for at most wait, then get a 503 with
+// Retry-After, which also sheds load that the CPUs could not serve anyway.
+type hasher struct {
+	params ArgonParams
+	slots  chan struct{}
+	wait   time.Duration
+}
+
+func newHasher(p ArgonParams, concurrent int, wait time.Duration) *hasher {
+	return &hasher{params: p, slots: make(chan struct{}, concurrent), wait: wait}
+}
+
+// acquire takes a hashing slot, waiting at most h.wait.
+func (h *hasher) acquire(ctx context.Context) (release func(), err error) {
+	release = func() { <-h.slots }
+	select {
+	case h.slots <- struct{}{}:
+		return release, nil
+	default:
+	}
+	timer := time.NewTimer(h.wait)
+	defer timer.Stop()
+	select {
+	case h.slots <- struct{}{}:
+		return release, nil
+	case <-timer.C:
+		return nil, &errs.Problem{Kind: errs.ErrUnavailable, Detail: "too many sign-ins at once; retry shortly", RetryAfter: 1}
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for a password hashing slot: %w", ctx.Err())
+	}
+}
+
+// hash is hashPassword within the concurrency bound.
+func (h *hasher) hash(ctx context.Context, password string) (string, error) {
+	release, err := h.acquire(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	return hashPassword(password, h.params)
+}
+
+// verify is verifyPassword within the concurrency bound.
+func (h *hasher) verify(ctx context.Context, password, encoded string) (bool, error) {
+	release, err := h.acquire(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	return verifyPassword(password, encoded)
 }

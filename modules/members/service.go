@@ -8,8 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/mail"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/patchdesk/patchdesk/modules/address"
 	"github.com/patchdesk/patchdesk/modules/audit"
 	"github.com/patchdesk/patchdesk/modules/authz"
 	"github.com/patchdesk/patchdesk/modules/errs"
@@ -26,10 +27,24 @@ import (
 
 // Config configures the members service.
 type Config struct {
-	// SessionTTL is how long a login session token is valid (default 14 days).
+	// SessionTTL is how long a login session stays valid without use: each
+	// use moves its expiry to SessionTTL later (default 14 days).
 	SessionTTL time.Duration
+	// SessionMaxAge bounds a session's life however often it is used
+	// (default 90 days), so a stolen session cannot be kept alive forever.
+	SessionMaxAge time.Duration
+	// TouchEvery is how often, at most, a use of a session or API token is
+	// written back (last_used_at, sliding expiry): not on every request
+	// (default 1 minute).
+	TouchEvery time.Duration
 	// Argon sets the password hashing cost (default DefaultArgon).
 	Argon ArgonParams
+	// MaxConcurrentHashes bounds password hashes running at once, each
+	// holding Argon.MemoryKiB (default: the number of CPUs Go may use).
+	MaxConcurrentHashes int
+	// HashWait is how long a sign-in waits for a hashing slot before it is
+	// answered 503 with Retry-After (default 2 s).
+	HashWait time.Duration
 }
 
 // Provisioner creates tenants; *tenancy.Registry implements it.
@@ -39,10 +54,11 @@ type Provisioner interface {
 
 // Service implements signup, sessions, members and tokens.
 type Service struct {
-	cfg   Config
-	db    tenancy.TxRunner
-	prov  Provisioner
-	authz *authz.Authorizer
+	cfg    Config
+	db     tenancy.TxRunner
+	prov   Provisioner
+	authz  *authz.Authorizer
+	hasher *hasher
 	// dummyHash makes logins for unknown emails cost as much as real ones.
 	dummyHash string
 }
@@ -50,34 +66,53 @@ type Service struct {
 // NewService builds the members service.
 func NewService(cfg Config, db tenancy.TxRunner, prov Provisioner, az *authz.Authorizer) (*Service, error) {
 	cfg.SessionTTL = cmp.Or(cfg.SessionTTL, 14*24*time.Hour)
+	cfg.SessionMaxAge = cmp.Or(cfg.SessionMaxAge, 90*24*time.Hour)
+	cfg.TouchEvery = cmp.Or(cfg.TouchEvery, time.Minute)
+	cfg.MaxConcurrentHashes = cmp.Or(cfg.MaxConcurrentHashes, runtime.GOMAXPROCS(0))
+	cfg.HashWait = cmp.Or(cfg.HashWait, 2*time.Second)
 	if cfg.Argon == (ArgonParams{}) {
 		cfg.Argon = DefaultArgon
 	}
 	if db == nil || prov == nil || az == nil {
 		return nil, errors.New("members: database, provisioner and authorizer are required")
 	}
+	if cfg.SessionTTL < 0 || cfg.SessionMaxAge < cfg.SessionTTL || cfg.TouchEvery < 0 || cfg.MaxConcurrentHashes < 1 || cfg.HashWait < 0 {
+		return nil, errors.New("members: session lifetimes, touch interval, hashing bound and wait must be positive (max age at least the idle TTL)")
+	}
 	dummy, err := hashPassword("dummy password for timing", cfg.Argon)
 	if err != nil {
 		return nil, fmt.Errorf("members: %w", err)
 	}
-	return &Service{cfg: cfg, db: db, prov: prov, authz: az, dummyHash: dummy}, nil
+	return &Service{cfg: cfg, db: db, prov: prov, authz: az, dummyHash: dummy,
+		hasher: newHasher(cfg.Argon, cfg.MaxConcurrentHashes, cfg.HashWait)}, nil
 }
 
 var (
 	slugPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$`)
-	// reservedSlugs would collide with hostnames, paths or operator words.
+	// reservedSlugs would collide with hostnames a mail or web service
+	// expects under the base domain (postmaster, mta-sts, autodiscover…),
+	// with PatchDesk's own paths and hosts (healthz, metrics, inbound…), or
+	// with the operator's demo tenant, or would impersonate the service.
+	// Slugs shorter than 3 characters ("t", "id") are refused by the pattern
+	// and listed only to say why.
 	reservedSlugs = []string{
-		"admin", "api", "app", "assets", "auth", "billing", "blog", "cdn", "control", "dashboard", "docs",
-		"ftp", "help", "imap", "login", "mail", "metrics", "patchdesk", "pop", "portal", "public", "root",
-		"signup", "smtp", "static", "status", "support", "system", "www",
+		"abuse", "admin", "administrator", "api", "app", "assets", "auth", "autoconfig", "autodiscover", "billing",
+		"blog", "broadcasthost", "cdn", "control", "dashboard", "demo", "docs", "ftp", "healthz", "help",
+		"hostmaster", "id", "imap", "inbound", "isatap", "localdomain", "localhost", "login", "mail", "metrics",
+		"mta-sts", "mx", "no-reply", "noreply", "ns1", "ns2", "openapi", "patchdesk", "pop", "pop3", "portal",
+		"postmaster", "public", "readyz", "root", "security", "signup", "smtp", "static", "status", "support",
+		"system", "t", "webmail", "webmaster", "wpad", "www",
 	}
 )
 
 // ValidateSlug checks the signup rules for a tenant slug: 3–40 characters of
-// [a-z0-9-], starting and ending with a letter or digit, not reserved.
+// [a-z0-9-], starting and ending with a letter or digit, not reserved, and
+// not a label DNS reserves for encodings (hyphens in the 3rd and 4th place,
+// as in punycode's xn--, RFC 5891 §4.2.3.1), which would look like another
+// name in a browser.
 func ValidateSlug(slug string) error {
-	if !slugPattern.MatchString(slug) {
-		return errs.Errorf(errs.ErrInvalid, "slug must be 3-40 characters of a-z, 0-9 and '-', starting and ending with a letter or digit")
+	if err := validateSlugFormat(slug); err != nil {
+		return err
 	}
 	if slices.Contains(reservedSlugs, slug) {
 		return errs.Errorf(errs.ErrInvalid, "slug %q is reserved", slug)
@@ -85,18 +120,26 @@ func ValidateSlug(slug string) error {
 	return nil
 }
 
-func validateEmail(email string) error {
-	a, err := mail.ParseAddress(email)
-	if err != nil || a.Address != email || len(email) > 254 {
-		return errs.Errorf(errs.ErrInvalid, "email %q is not a valid address", email)
+func validateSlugFormat(slug string) error {
+	if !slugPattern.MatchString(slug) {
+		return errs.Errorf(errs.ErrInvalid, "slug must be 3-40 characters of a-z, 0-9 and '-', starting and ending with a letter or digit")
+	}
+	if len(slug) >= 4 && slug[2:4] == "--" {
+		return errs.Errorf(errs.ErrInvalid, "slug %q is reserved: a hyphen pair in the 3rd and 4th place marks an encoded (xn--) name", slug)
 	}
 	return nil
 }
 
+// Limits of member and token fields, matching the schema's CHECK constraints.
+const (
+	maxName      = 200
+	maxTokenName = 100
+)
+
 func validateName(field, name string) error {
 	n := utf8.RuneCountInString(strings.TrimSpace(name))
-	if n < 1 || n > 200 {
-		return errs.Errorf(errs.ErrInvalid, "%s must be 1-200 characters", field)
+	if n < 1 || n > maxName {
+		return errs.Errorf(errs.ErrInvalid, "%s must be 1-%d characters", field, maxName)
 	}
 	return nil
 }
@@ -118,6 +161,10 @@ type SignupParams struct {
 	// DatabaseID places the tenant in a registered (dedicated) database;
 	// operators only, never from the public API.
 	DatabaseID string `json:"-"`
+	// Operator marks a signup by an operator command (serve --demo, the
+	// tenants CLI), which may use a reserved slug such as "demo"; never from
+	// the public API.
+	Operator bool `json:"-"`
 }
 
 // SignupResult is the answer to a signup: the tenant and an owner session token.
@@ -129,12 +176,17 @@ type SignupResult struct {
 
 // Signup provisions a tenant with its first owner and a session for them.
 func (s *Service) Signup(ctx context.Context, p SignupParams) (*SignupResult, error) {
-	err := errs.FirstError(ValidateSlug(p.Slug), validateName("name", p.Name), validateEmail(p.AdminEmail),
+	slugErr := ValidateSlug(p.Slug)
+	if p.Operator {
+		slugErr = validateSlugFormat(p.Slug)
+	}
+	email, emailErr := address.Field("admin_email", p.AdminEmail)
+	err := errs.FirstError(slugErr, validateName("name", p.Name), emailErr,
 		validateName("admin_name", p.AdminName), validatePassword(p.Password))
 	if err != nil {
 		return nil, err
 	}
-	hash, err := hashPassword(p.Password, s.cfg.Argon)
+	hash, err := s.hasher.hash(ctx, p.Password)
 	if err != nil {
 		return nil, fmt.Errorf("signup: %w", err)
 	}
@@ -142,7 +194,7 @@ func (s *Service) Signup(ctx context.Context, p SignupParams) (*SignupResult, er
 	t, err := s.prov.Provision(ctx, tenancy.ProvisionParams{
 		Slug: p.Slug, Name: strings.TrimSpace(p.Name), DatabaseID: p.DatabaseID,
 		Init: func(ctx context.Context, tx tenancy.Tx) error {
-			owner, err := insertMember(ctx, tx, insertParams{Email: p.AdminEmail, Name: strings.TrimSpace(p.AdminName),
+			owner, err := insertMember(ctx, tx, insertParams{Email: email, Name: strings.TrimSpace(p.AdminName),
 				Role: authz.RoleOwner, PasswordHash: hash})
 			if err != nil {
 				return err
@@ -165,7 +217,7 @@ func (s *Service) Signup(ctx context.Context, p SignupParams) (*SignupResult, er
 func (s *Service) issueSession(ctx context.Context, tx tenancy.Tx, memberID uuid.UUID) (string, error) {
 	token, hash := newToken(tx.Tenant().ID)
 	expires := time.Now().Add(s.cfg.SessionTTL)
-	if _, err := insertToken(ctx, tx, memberID, "session", "", hash, &expires); err != nil {
+	if _, err := insertToken(ctx, tx, memberID, kindSession, "", hash, &expires); err != nil {
 		return "", err
 	}
 	return token, nil
@@ -173,34 +225,58 @@ func (s *Service) issueSession(ctx context.Context, tx tenancy.Tx, memberID uuid
 
 // Login checks credentials and returns a new session token. Unknown emails,
 // wrong passwords, inactive members and members without a password all give
-// the same 401, after the same hashing work.
+// the same 401, after the same hashing work. The hash runs outside any
+// transaction (it takes tens of milliseconds and must not hold a pooled
+// connection) and within the service's bound on concurrent hashes.
 func (s *Service) Login(ctx context.Context, t *tenancy.Tenant, email, password string) (string, error) {
+	var c *credentials
+	if canonical, err := address.Canonical(email); err == nil {
+		err := s.db.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
+			var err error
+			c, err = memberByEmail(ctx, tx, canonical)
+			if errors.Is(err, errs.ErrNotFound) {
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			return "", fmt.Errorf("login: %w", err)
+		}
+	}
+	hash := s.dummyHash
+	if c != nil && c.PasswordHash != nil {
+		hash = *c.PasswordHash
+	}
+	ok, err := s.hasher.verify(ctx, password, hash)
+	if err != nil {
+		return "", fmt.Errorf("login: %w", err)
+	}
+	if c == nil || c.PasswordHash == nil || !ok || !c.Member.Active {
+		return "", errs.Errorf(errs.ErrUnauthenticated, "invalid email or password")
+	}
 	var token string
-	err := s.db.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
-		c, err := memberByEmail(ctx, tx, email)
-		if err != nil && !errors.Is(err, errs.ErrNotFound) {
+	err = s.db.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
+		if err := deleteExpiredTokens(ctx, tx, c.Member.ID); err != nil {
 			return err
 		}
-		hash := s.dummyHash
-		if c != nil && c.PasswordHash != nil {
-			hash = *c.PasswordHash
-		}
-		ok, verr := verifyPassword(password, hash)
-		if verr != nil {
-			return fmt.Errorf("login: %w", verr)
-		}
-		if c == nil || c.PasswordHash == nil || !ok || !c.Member.Active {
-			return errs.Errorf(errs.ErrUnauthenticated, "invalid email or password")
-		}
+		var err error
 		token, err = s.issueSession(ctx, tx, c.Member.ID)
 		return err
 	})
 	return token, err
 }
 
+// TokenFor reports whether token is shaped like a PatchDesk token of tenant
+// t: anything else is refused without a query (and costs nothing).
+func TokenFor(t *tenancy.Tenant, token string) bool {
+	tenantID, _, ok := parseToken(token)
+	return ok && t != nil && tenantID == t.ID
+}
+
 // Authenticate resolves a bearer token to the member behind it, within the
 // routed tenant only: a token minted for another tenant is refused before any
-// query runs.
+// query runs. A use is written back (last_used_at, and a session's sliding
+// expiry) at most once per Config.TouchEvery, in the same statement.
 func (s *Service) Authenticate(ctx context.Context, t *tenancy.Tenant, token string) (authz.Subject, error) {
 	tenantID, hash, ok := parseToken(token)
 	if !ok || tenantID != t.ID {
@@ -209,10 +285,14 @@ func (s *Service) Authenticate(ctx context.Context, t *tenancy.Tenant, token str
 	var sub authz.Subject
 	err := s.db.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
 		var err error
-		sub, err = subjectByTokenHash(ctx, tx, hash)
+		sub, err = subjectByTokenHash(ctx, tx, hash, s.touch())
 		return err
 	})
 	return sub, err
+}
+
+func (s *Service) touch() touchParams {
+	return touchParams{Every: s.cfg.TouchEvery, SessionTTL: s.cfg.SessionTTL, SessionMaxAge: s.cfg.SessionMaxAge}
 }
 
 // CreateMemberParams is the body of POST /members.
@@ -236,7 +316,8 @@ func (s *Service) CreateMember(ctx context.Context, sub authz.Subject, t *tenanc
 			return nil, err
 		}
 	}
-	if err := errs.FirstError(validateEmail(p.Email), validateName("name", p.Name)); err != nil {
+	email, err := address.Field("email", p.Email)
+	if err := errs.FirstError(err, validateName("name", p.Name)); err != nil {
 		return nil, err
 	}
 	var hash string
@@ -244,15 +325,14 @@ func (s *Service) CreateMember(ctx context.Context, sub authz.Subject, t *tenanc
 		if err := validatePassword(*p.Password); err != nil {
 			return nil, err
 		}
-		var err error
-		if hash, err = hashPassword(*p.Password, s.cfg.Argon); err != nil {
+		if hash, err = s.hasher.hash(ctx, *p.Password); err != nil {
 			return nil, fmt.Errorf("create member: %w", err)
 		}
 	}
 	var m *Member
-	err := s.db.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
+	err = s.db.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
 		var err error
-		m, err = insertMember(ctx, tx, insertParams{Email: p.Email, Name: strings.TrimSpace(p.Name), Role: p.Role, PasswordHash: hash})
+		m, err = insertMember(ctx, tx, insertParams{Email: email, Name: strings.TrimSpace(p.Name), Role: p.Role, PasswordHash: hash})
 		if err != nil {
 			return err
 		}
@@ -362,22 +442,4 @@ func (s *Service) Me(ctx context.Context, sub authz.Subject, t *tenancy.Tenant) 
 		return err
 	})
 	return m, err
-}
-
-// CreateToken mints an API token for the caller, acting with the caller's role.
-func (s *Service) CreateToken(ctx context.Context, sub authz.Subject, t *tenancy.Tenant, name string) (uuid.UUID, string, error) {
-	if err := s.authz.Check(ctx, sub, authz.Request{Action: authz.TokensCreate, Resource: authz.ResourceTenant}); err != nil {
-		return uuid.Nil, "", err
-	}
-	if n := utf8.RuneCountInString(name); n < 1 || n > 100 {
-		return uuid.Nil, "", errs.Errorf(errs.ErrInvalid, "name must be 1-100 characters")
-	}
-	token, hash := newToken(t.ID)
-	var id uuid.UUID
-	err := s.db.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
-		var err error
-		id, err = insertToken(ctx, tx, sub.MemberID, "api", name, hash, nil)
-		return err
-	})
-	return id, token, err
 }

@@ -26,8 +26,8 @@ func New(perMinute float64, burst, maxKeys int) *Limiter {
 	return &Limiter{limit: rate.Limit(perMinute / 60), burst: burst, maxKeys: maxKeys, keys: map[string]*rate.Limiter{}}
 }
 
-// Allow reports whether key may proceed now, and if not, how many whole
-// seconds until it may (for Retry-After).
+// Allow reports whether key may proceed now, using one event if so, and if
+// not, how many whole seconds until it may (for Retry-After).
 func (l *Limiter) Allow(key string) (bool, int) {
 	l.mu.Lock()
 	lim, ok := l.keys[key]
@@ -45,5 +45,26 @@ func (l *Limiter) Allow(key string) (bool, int) {
 		return true, 0
 	}
 	r.Cancel()
-	return false, int(math.Ceil(delay.Seconds() + float64(time.Millisecond)/float64(time.Second)))
+	return false, retrySeconds(delay)
+}
+
+// Exhausted reports whether key has no event left now, without using one,
+// and if so how many whole seconds until it has. It lets a caller refuse
+// work up front and spend events only on outcomes (e.g. failed sign-ins).
+func (l *Limiter) Exhausted(key string) (bool, int) {
+	l.mu.Lock()
+	lim, ok := l.keys[key]
+	l.mu.Unlock()
+	if !ok {
+		return false, 0
+	}
+	tokens := lim.Tokens()
+	if tokens >= 1 {
+		return false, 0
+	}
+	return true, retrySeconds(time.Duration((1 - tokens) / float64(l.limit) * float64(time.Second)))
+}
+
+func retrySeconds(d time.Duration) int {
+	return int(math.Ceil(d.Seconds() + float64(time.Millisecond)/float64(time.Second)))
 }

@@ -29,3 +29,25 @@ func TestKeysAreBounded(t *testing.T) {
 		t.Fatalf("tracking %d keys, bound is 3", n)
 	}
 }
+
+func TestExhaustedPeeksWithoutSpending(t *testing.T) {
+	t.Parallel()
+	l := New(60, 2, 10)
+	for range 5 {
+		if done, _ := l.Exhausted("a"); done {
+			t.Fatal("an unused key reported exhausted")
+		}
+	}
+	l.Allow("a")
+	if done, _ := l.Exhausted("a"); done {
+		t.Fatal("exhausted after one event of a burst of two")
+	}
+	l.Allow("a")
+	done, retry := l.Exhausted("a")
+	if !done || retry < 1 {
+		t.Fatalf("after the burst: exhausted=%v retry=%d, want true and >= 1", done, retry)
+	}
+	if ok, _ := l.Allow("b"); !ok {
+		t.Fatal("another key was limited by the first")
+	}
+}

@@ -28,6 +28,9 @@ type change struct {
 	Audit []auditEntry
 	// Comment, when set, travels in the outbox payload for consumers.
 	Comment *Comment
+	// outboxWritten is how many outbox events commit wrote, for the caller
+	// to count once the transaction has committed.
+	outboxWritten int
 }
 
 type pendingEvent struct {
@@ -101,6 +104,7 @@ func (s *Service) commit(ctx context.Context, tx tenancy.Tx, ch *change) (*Ticke
 	if err := s.record(ctx, tx, t, ch.Actor, pending, ch.Comment); err != nil {
 		return nil, err
 	}
+	ch.outboxWritten = len(events)
 	for _, a := range ch.Audit {
 		if err := audit.Record(ctx, tx, ch.Actor, a.Action, fmt.Sprintf("ticket:%d", t.Number), a.Data); err != nil {
 			return nil, err
@@ -134,9 +138,5 @@ func (s *Service) record(ctx context.Context, tx tenancy.Tx, t *Ticket, actor uu
 		}
 		out = append(out, env)
 	}
-	if err := outbox.Enqueue(ctx, tx, out...); err != nil {
-		return err
-	}
-	s.metrics.outboxWritten.Add(float64(len(out)))
-	return nil
+	return outbox.Enqueue(ctx, tx, out...)
 }

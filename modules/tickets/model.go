@@ -28,6 +28,10 @@ var Statuses = []string{StatusOpen, StatusInProgress, StatusPending, StatusResol
 // Priorities lists every ticket priority.
 var Priorities = []string{"low", "normal", "high", "urgent"}
 
+// DefaultPriority is what a ticket gets when its creator does not (or, as a
+// customer, may not) choose one.
+const DefaultPriority = "normal"
+
 // Event types of the timeline.
 const (
 	EventCreated         = events.Created
@@ -40,7 +44,8 @@ const (
 	EventDeleted         = events.Deleted
 )
 
-// Ticket is the current state of a ticket.
+// Ticket is the current state of a ticket. RequesterEmail is in canonical
+// form (package address): compare it with ==.
 type Ticket struct {
 	ID             uuid.UUID  `json:"id"`
 	Number         int64      `json:"number"`

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"net/mail"
 	"slices"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/patchdesk/patchdesk/modules/address"
 	"github.com/patchdesk/patchdesk/modules/authz"
 	"github.com/patchdesk/patchdesk/modules/errs"
 	"github.com/patchdesk/patchdesk/modules/page"
@@ -46,8 +46,6 @@ type Service struct {
 	authz   *authz.Authorizer
 	dir     Directory
 	metrics *metrics
-	// fault, when set by tests, runs between the steps of a write and may fail it.
-	fault func(stage string) error
 }
 
 // NewService builds the tickets service and registers its metrics.
@@ -63,16 +61,14 @@ func NewService(cfg Config, db tenancy.TxRunner, az *authz.Authorizer, dir Direc
 	return &Service{cfg: cfg, db: db, authz: az, dir: dir, metrics: m}, nil
 }
 
-func (s *Service) step(stage string) error {
-	if s.fault == nil {
-		return nil
-	}
-	return s.fault(stage)
-}
-
 // owns reports whether the subject requested the ticket (customers' scope).
+// Both addresses are stored in canonical form (package address), so the
+// comparison is byte equality — the same one the database's unique index
+// and list filters make. Never EqualFold: Go's Unicode folding and
+// PostgreSQL's lower() disagree, which once let a customer read another's
+// tickets.
 func owns(sub authz.Subject, t *Ticket) bool {
-	return t.RequesterEmail != nil && strings.EqualFold(*t.RequesterEmail, sub.Email)
+	return t.RequesterEmail != nil && sub.Email != "" && *t.RequesterEmail == sub.Email
 }
 
 func (s *Service) can(ctx context.Context, sub authz.Subject, action string, t *Ticket) bool {
@@ -172,7 +168,7 @@ func (s *Service) Create(ctx context.Context, sub authz.Subject, tn *tenancy.Ten
 	if err := s.check(ctx, sub, authz.TicketsCreate, nil); err != nil {
 		return nil, err
 	}
-	t := &Ticket{Title: strings.TrimSpace(p.Title), Body: p.Body, Status: StatusOpen, Priority: cmp.Or(deref(p.Priority), "normal"),
+	t := &Ticket{Title: strings.TrimSpace(p.Title), Body: p.Body, Status: StatusOpen, Priority: cmp.Or(deref(p.Priority), DefaultPriority),
 		AssigneeID: p.AssigneeID, RequesterEmail: p.RequesterEmail}
 	tags, err := normalizeTags(p.Tags)
 	if err != nil {
@@ -181,6 +177,11 @@ func (s *Service) Create(ctx context.Context, sub authz.Subject, tn *tenancy.Ten
 	t.Tags = tags
 	if err := errs.FirstError(validateTitle(p.Title), validateBody(p.Body, false), validatePriority(t.Priority)); err != nil {
 		return nil, err
+	}
+	if t.Priority != DefaultPriority || len(t.Tags) > 0 {
+		if err := s.check(ctx, sub, authz.TicketsClassify, nil); err != nil {
+			return nil, errs.Errorf(errs.ErrForbidden, "role %s may not set a ticket's priority or tags", sub.Role)
+		}
 	}
 	if err := s.resolveRequester(ctx, sub, t); err != nil {
 		return nil, err
@@ -204,9 +205,6 @@ func (s *Service) Create(ctx context.Context, sub authz.Subject, tn *tenancy.Ten
 		if created, err = insertTicket(ctx, tx, t, sub.MemberID); err != nil {
 			return err
 		}
-		if err := s.step("after-insert"); err != nil {
-			return err
-		}
 		return s.record(ctx, tx, created, sub.MemberID, []pendingEvent{{Type: EventCreated, Data: map[string]any{
 			"title": created.Title, "status": created.Status, "priority": created.Priority,
 			"assignee_id": created.AssigneeID, "requester_email": created.RequesterEmail, "tags": created.Tags,
@@ -215,24 +213,28 @@ func (s *Service) Create(ctx context.Context, sub authz.Subject, tn *tenancy.Ten
 	if err != nil {
 		return nil, err
 	}
+	// Counted only once committed: the callback may run twice (a Tx retried
+	// after a tier move or a stale cached plan).
 	s.metrics.created.WithLabelValues(tn.Tier).Inc()
+	s.metrics.outboxWritten.Inc()
 	return created, nil
 }
 
-// resolveRequester sets and checks the requester: customers always request
-// for themselves; staff default to themselves.
+// resolveRequester sets and checks the requester, in canonical form:
+// customers always request for themselves; staff default to themselves.
 func (s *Service) resolveRequester(ctx context.Context, sub authz.Subject, t *Ticket) error {
 	if t.RequesterEmail == nil || *t.RequesterEmail == "" {
 		t.RequesterEmail = &sub.Email
 		return nil
 	}
-	a, err := mail.ParseAddress(*t.RequesterEmail)
-	if err != nil || a.Address != *t.RequesterEmail {
-		return errs.Errorf(errs.ErrInvalid, "requester_email is not a valid address")
+	requester, err := address.Field("requester_email", *t.RequesterEmail)
+	if err != nil {
+		return err
 	}
+	t.RequesterEmail = &requester
 	// A requester other than oneself is a staff-only power: customers cannot
 	// open tickets in someone else's name.
-	if !strings.EqualFold(*t.RequesterEmail, sub.Email) && !s.can(ctx, sub, authz.TicketsUpdate, nil) {
+	if requester != sub.Email && !s.can(ctx, sub, authz.TicketsUpdate, nil) {
 		return errs.Errorf(errs.ErrForbidden, "customers open tickets for themselves only")
 	}
 	return nil
@@ -314,7 +316,10 @@ type UpdateParams struct {
 // Update applies a partial change, checking every field's permission and the
 // state machine before writing anything.
 func (s *Service) Update(ctx context.Context, sub authz.Subject, tn *tenancy.Tenant, number int64, p UpdateParams) (*Ticket, error) {
-	var out *Ticket
+	var (
+		out     *Ticket
+		written int
+	)
 	err := s.db.Tx(ctx, tn, func(ctx context.Context, tx tenancy.Tx) error {
 		t, err := s.load(ctx, tx, sub, number, true)
 		if err != nil {
@@ -327,15 +332,14 @@ func (s *Service) Update(ctx context.Context, sub authz.Subject, tn *tenancy.Ten
 		if err := s.applyUpdate(ctx, tx, sub, ch, p); err != nil {
 			return err
 		}
-		if out, err = s.commit(ctx, tx, ch); err != nil {
-			return err
-		}
-		return s.step("after-commit-writes")
+		out, err = s.commit(ctx, tx, ch)
+		written = ch.outboxWritten
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.metrics.updated.WithLabelValues(tn.Tier).Inc()
+	s.countChange(tn, written)
 	return out, nil
 }
 
@@ -393,7 +397,8 @@ func (s *Service) applyUpdate(ctx context.Context, tx tenancy.Tx, sub authz.Subj
 
 // Delete soft-deletes a ticket (owner/admin), with an audit record.
 func (s *Service) Delete(ctx context.Context, sub authz.Subject, tn *tenancy.Tenant, number int64) error {
-	return s.db.Tx(ctx, tn, func(ctx context.Context, tx tenancy.Tx) error {
+	written := 0
+	err := s.db.Tx(ctx, tn, func(ctx context.Context, tx tenancy.Tx) error {
 		t, err := s.load(ctx, tx, sub, number, true)
 		if err != nil {
 			return err
@@ -406,8 +411,21 @@ func (s *Service) Delete(ctx context.Context, sub authz.Subject, tn *tenancy.Ten
 		ch.After.DeletedAt = &now
 		ch.Audit = append(ch.Audit, auditEntry{Action: "ticket.deleted", Data: map[string]any{"title": t.Title}})
 		_, err = s.commit(ctx, tx, ch)
+		written = ch.outboxWritten
 		return err
 	})
+	if err == nil {
+		s.metrics.outboxWritten.Add(float64(written))
+	}
+	return err
+}
+
+// countChange counts a committed change (patch, comment) and its outbox
+// rows. Only ever called after the transaction returned: the callback may
+// run twice, and a count taken inside it would then count twice.
+func (s *Service) countChange(tn *tenancy.Tenant, outboxWritten int) {
+	s.metrics.updated.WithLabelValues(tn.Tier).Inc()
+	s.metrics.outboxWritten.Add(float64(outboxWritten))
 }
 
 // CommentParams is the body of POST /tickets/{number}/comments.
@@ -422,7 +440,10 @@ func (s *Service) AddComment(ctx context.Context, sub authz.Subject, tn *tenancy
 	if err := validateBody(p.Body, true); err != nil {
 		return nil, err
 	}
-	var c *Comment
+	var (
+		c       *Comment
+		written int
+	)
 	err := s.db.Tx(ctx, tn, func(ctx context.Context, tx tenancy.Tx) error {
 		t, err := s.load(ctx, tx, sub, number, true)
 		if err != nil {
@@ -445,12 +466,13 @@ func (s *Service) AddComment(ctx context.Context, sub authz.Subject, tn *tenancy
 		ch.Comment = c
 		ch.Extra = append(ch.Extra, pendingEvent{Type: EventCommented, Data: map[string]any{"comment_id": c.ID, "internal": c.Internal}})
 		_, err = s.commit(ctx, tx, ch)
+		written = ch.outboxWritten
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.metrics.updated.WithLabelValues(tn.Tier).Inc()
+	s.countChange(tn, written)
 	return c, nil
 }
 

@@ -131,7 +131,8 @@ func listTickets(ctx context.Context, tx tenancy.Tx, f listFilter) ([]*Ticket, e
 		add("assignee_id = ?", f.Assignee)
 	}
 	if f.Requester != "" {
-		add("lower(requester_email) = lower(?)", f.Requester)
+		// Both sides canonical: plain equality, the index's own comparison.
+		add("requester_email = ?", f.Requester)
 	}
 	if f.After != nil {
 		args = append(args, f.After.UpdatedAt, f.After.ID)

@@ -200,6 +200,18 @@ func TestRolePermissionsOverAPI(t *testing.T) {
 	if len(list.Items()) != 1 || list.Items()[0]["number"] != tk["number"] {
 		t.Errorf("customer list: %s", list)
 	}
+	// The requester is stored canonical, so any spelling of the customer's
+	// address is theirs, in the ticket and in the list filter.
+	spelt := tn.create(t, "agent", map[string]any{"title": "Spelt", "body": "x", "requester_email": " " + strings.ToUpper(tn.customer.Email) + " "})
+	if spelt["requester_email"] != tn.customer.Email {
+		t.Errorf("requester stored as %v, want %s", spelt["requester_email"], tn.customer.Email)
+	}
+	if r := tn.call(t, "customer", "GET", "/tickets/"+num(spelt), nil); r.Status != 200 {
+		t.Errorf("customer reading a ticket requested in another spelling: %s", r)
+	}
+	if list := tn.call(t, "customer", "GET", "/tickets", nil); len(list.Items()) != 2 {
+		t.Errorf("customer list after a differently spelt request: %s", list)
+	}
 	if r := tn.call(t, "customer", "POST", "/tickets/"+n+"/comments", map[string]any{"body": "x", "internal": true}); !r.IsProblem(403) {
 		t.Errorf("customer internal note: %s", r)
 	}
@@ -213,6 +225,27 @@ func TestRolePermissionsOverAPI(t *testing.T) {
 	}
 	if r := tn.call(t, "customer", "POST", "/tickets", map[string]any{"title": "x", "body": "y", "requester_email": "victim@perms.test"}); !r.IsProblem(403) {
 		t.Errorf("customer opening in another's name: %s", r)
+	}
+	// Priority and tags are staff decisions: a customer's ticket gets the
+	// default priority and no tags, and asking for more is 403 (issue 9.10).
+	for _, body := range []map[string]any{
+		{"title": "now!", "body": "y", "priority": "urgent"}, {"title": "x", "body": "y", "priority": "low"},
+		{"title": "x", "body": "y", "tags": []string{"vip"}}, {"title": "x", "body": "y", "priority": "high", "tags": []string{"a"}},
+	} {
+		if r := tn.call(t, "customer", "POST", "/tickets", body); !r.IsProblem(403) {
+			t.Errorf("customer creating %v: %s", body, r)
+		}
+	}
+	if r := tn.call(t, "customer", "POST", "/tickets", map[string]any{"title": "x", "body": "y", "priority": "normal", "tags": []string{}}); r.Status != 201 ||
+		r.JSON["priority"] != "normal" || len(r.JSON["tags"].([]any)) != 0 {
+		t.Errorf("customer sending the defaults explicitly: %s", r)
+	}
+	if r := tn.call(t, "customer", "POST", "/tickets", map[string]any{"title": "x", "body": "y", "requester_email": " " + strings.ToUpper(tn.customer.Email)}); r.Status != 201 ||
+		r.JSON["requester_email"] != tn.customer.Email {
+		t.Errorf("customer naming themselves in another spelling: %s", r)
+	}
+	if r := tn.call(t, "agent", "POST", "/tickets", map[string]any{"title": "x", "body": "y", "priority": "urgent", "tags": []string{"vip"}}); r.Status != 201 {
+		t.Errorf("agent setting priority and tags: %s", r)
 	}
 	for _, role := range []string{"agent", "light_agent", "viewer", "customer"} {
 		if r := tn.call(t, role, "GET", "/audit", nil); !r.IsProblem(403) {
@@ -428,6 +461,9 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"two objects", "PATCH", "/tickets/" + n, `{"title":"a"}{"title":"b"}`, 400},
 		{"bad If-Match", "PATCH", "/tickets/" + n, map[string]any{"title": "x"}, 400},
 		{"body over 64 KiB", "POST", "/tickets", map[string]any{"title": "x", "body": strings.Repeat("b", 64<<10+1)}, 422},
+		{"requester_email over 254", "POST", "/tickets", map[string]any{"title": "x", "body": "y", "requester_email": strings.Repeat("r", 64) + "@" + strings.Repeat("d", 200) + ".test"}, 422},
+		{"requester_email not an address", "POST", "/tickets", map[string]any{"title": "x", "body": "y", "requester_email": "Someone <a@b.test>"}, 422},
+		{"requester_email not ASCII", "POST", "/tickets", map[string]any{"title": "x", "body": "y", "requester_email": "\u0455am@b.test"}, 422},
 		{"request over cap", "POST", "/tickets", map[string]any{"title": "x", "body": strings.Repeat("b", 600<<10)}, 413},
 		{"empty comment", "POST", "/tickets/" + n + "/comments", map[string]any{"body": ""}, 422},
 		{"non-numeric ticket", "GET", "/tickets/abc", nil, 404},
@@ -444,6 +480,9 @@ func TestBadInputChangesNothing(t *testing.T) {
 			}
 			if strings.Contains(strings.ToLower(string(r.Body)), "sql") || strings.Contains(string(r.Body), "goroutine") {
 				t.Fatalf("response leaks internals: %s", r)
+			}
+			if field, ok := strings.CutPrefix(tc.name, "requester_email"); ok && field != "" && !strings.HasPrefix(r.JSON["detail"].(string), "requester_email ") {
+				t.Fatalf("422 does not name the field: %s", r)
 			}
 		})
 	}
