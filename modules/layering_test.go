@@ -19,13 +19,13 @@ import (
 const modulePath = "github.com/patchdesk/patchdesk/"
 
 // platform packages are shared machinery and contracts any module may use.
-var platform = []string{"audit", "authz", "bus", "errs", "events", "jobs", "obs", "outbox", "page", "ratelimit", "respond"}
+var platform = []string{"address", "audit", "authz", "bus", "errs", "events", "jobs", "obs", "outbox", "page", "ratelimit", "respond"}
 
 // composition modules assemble the others into an HTTP surface.
 var composition = []string{"api", "web"}
 
 // httpFree packages are used by services and consumers: no net/http in them.
-var httpFree = []string{"errs", "page", "events"}
+var httpFree = []string{"address", "errs", "page", "events"}
 
 // importRule reports why a (non-test) file of module from may not import path, or "".
 func importRule(from, path string) string {

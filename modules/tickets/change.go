@@ -104,7 +104,7 @@ func (s *Service) commit(ctx context.Context, tx tenancy.Tx, ch *change) (*Ticke
 	if err := s.record(ctx, tx, t, ch.Actor, pending, ch.Comment); err != nil {
 		return nil, err
 	}
-	ch.outboxWritten = len(events)
+	ch.outboxWritten = len(pending)
 	for _, a := range ch.Audit {
 		if err := audit.Record(ctx, tx, ch.Actor, a.Action, fmt.Sprintf("ticket:%d", t.Number), a.Data); err != nil {
 			return nil, err
