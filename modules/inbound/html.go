@@ -52,6 +52,15 @@ func newPolicy() *bluemonday.Policy {
 // concurrent use once built, and building it compiles regular expressions.
 var policy = newPolicy()
 
+// textOnly keeps text and drops every element.
+var textOnly = bluemonday.StrictPolicy()
+
+// strippedText is the text of sanitised HTML, whitespace collapsed.
+func strippedText(clean string) string {
+	t, _ := cleanText(html.UnescapeString(textOnly.Sanitize(clean)))
+	return strings.Join(strings.Fields(t), " ")
+}
+
 // SanitizeHTML returns s reduced to the allow-list of newPolicy, valid UTF-8
 // without NUL. Parse applies it to every HTML body it returns; it is
 // exported for HTML that reaches the pipeline by another way.
@@ -66,6 +75,7 @@ func SanitizeHTML(s string) string {
 type htmlBodies struct {
 	body, fresh, quoted Body
 	remoteImages        int
+	unparsed            error // the HTML tree could not be built
 }
 
 // readHTML parses raw HTML, replaces remote images by their alt text, cuts
@@ -73,9 +83,13 @@ type htmlBodies struct {
 // and sanitises each part.
 func readHTML(raw string, cut bool) htmlBodies {
 	doc, err := html.Parse(strings.NewReader(raw))
-	if err != nil { // only a reader error: cannot happen on a string
-		text, _ := cleanText(raw)
-		return htmlBodies{body: Body{Text: text}, fresh: Body{Text: text}}
+	if err != nil {
+		// The parser refuses nesting deeper than 512 elements. The
+		// sanitiser streams tokens and has no such limit: keep the body
+		// whole, uncut, with a text form that is just its text.
+		clean := SanitizeHTML(raw)
+		b := Body{HTML: clean, Text: strippedText(clean)}
+		return htmlBodies{body: b, fresh: b, unparsed: err}
 	}
 	var out htmlBodies
 	out.remoteImages = dropRemoteImages(doc)
@@ -235,23 +249,24 @@ func classifyNode(n *html.Node) quoteKind {
 	return notQuote
 }
 
-// leadingText returns up to max bytes of n's text, lines kept.
+// leadingText returns about limit bytes of n's text, lines kept. It visits
+// at most 4×limit nodes, so that asking it of every element of a deeply
+// nested tree stays linear in the tree's size.
 func leadingText(n *html.Node, limit int) string {
 	var b strings.Builder
+	budget := 4 * limit
 	var walk func(*html.Node)
 	walk = func(n *html.Node) {
-		if b.Len() >= limit {
-			return
-		}
+		budget--
 		switch {
 		case n.Type == html.TextNode:
-			b.WriteString(n.Data)
+			b.WriteString(truncate(n.Data, limit))
 		case n.Type == html.ElementNode && (n.DataAtom == atom.Br || n.DataAtom == atom.P || n.DataAtom == atom.Div):
 			b.WriteString("\n")
 		case n.Type == html.ElementNode && (n.DataAtom == atom.Script || n.DataAtom == atom.Style):
 			return
 		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
+		for c := n.FirstChild; c != nil && b.Len() < limit && budget > 0; c = c.NextSibling {
 			walk(c)
 		}
 	}

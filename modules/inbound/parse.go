@@ -453,6 +453,9 @@ func (m *Message) readBody(env *enmime.Envelope) {
 			m.warn(WarnInvalidUTF8, "HTML body repaired", false)
 		}
 		h := readHTML(env.HTML, cut)
+		if h.unparsed != nil {
+			m.warn(WarnStructure, "HTML body not cut: "+h.unparsed.Error(), false)
+		}
 		if h.remoteImages > 0 {
 			m.warn(WarnRemoteImages, fmt.Sprintf("%d remote image(s) replaced by their description", h.remoteImages), false)
 		}

@@ -592,3 +592,50 @@ func TestCleanText(t *testing.T) {
 		t.Errorf("cleanLine = %q", got)
 	}
 }
+
+// TestParseHugeHeaders: thousands of Received lines, a 1 MB header line and
+// hundreds of References are read, bounded, and do not fail the message.
+func TestParseHugeHeaders(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	for i := range 5000 {
+		b.WriteString("Received: from relay" + strings.Repeat("x", i%50) + ".example.net by mx.example.net; Tue, 12 Mar 2024 09:15:00 +0000\r\n")
+	}
+	b.WriteString("X-Long: " + strings.Repeat("a", 1<<20) + "\r\n")
+	b.WriteString("Subject: " + strings.Repeat("=?utf-8?q?=C3=A9?= ", 20000) + "\r\n")
+	b.WriteString("References:")
+	for i := range 2000 {
+		b.WriteString(" <ref" + strings.Repeat("r", i%10) + "-" + string(rune('a'+i%26)) + "@example.com>\r\n")
+	}
+	b.WriteString("From: big@example.com\r\nMessage-ID: <huge@example.com>\r\n\r\nsmall body\r\n")
+	m, err := Parse([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkStrings(m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Body.Text != "small body" || m.From.Address != "big@example.com" || len(m.Header.Values("Received")) != 5000 {
+		t.Errorf("body %q from %q received %d", m.Body.Text, m.From.Address, len(m.Header.Values("Received")))
+	}
+	if len(m.References) > maxReferences || !strings.HasPrefix(m.Subject, "éé") {
+		t.Errorf("%d references, subject %q…", len(m.References), truncate(m.Subject, 10))
+	}
+}
+
+// TestParseDeepHTML: the HTML parser refuses nesting deeper than 512; the
+// body is then kept whole and sanitised, with a warning.
+func TestParseDeepHTML(t *testing.T) {
+	t.Parallel()
+	body := strings.Repeat("<div>", 2000) + "deep <b>text</b><script>x()</script>" + strings.Repeat("</div>", 2000)
+	m, err := Parse([]byte("From: a@example.com\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Body.Text != "deep text" || !strings.Contains(m.Body.HTML, "deep <b>text</b>") || strings.Contains(m.Body.HTML, "script") || m.New != m.Body {
+		t.Errorf("body = %+v", m.Body)
+	}
+	if !slices.Contains(warningKinds(m), WarnStructure) {
+		t.Errorf("warnings = %q", warningKinds(m))
+	}
+}

@@ -137,7 +137,7 @@ func attribution(lines []string, i int) (end int, strong bool) {
 	joined := lines[i]
 	for j := i; j < len(lines) && j < i+3; j++ {
 		if j > i {
-			if lines[j] == "" || strings.HasPrefix(lines[j], ">") {
+			if lines[j] == "" || strings.HasPrefix(lines[j], ">") || len(lines[j]) > 300 {
 				break
 			}
 			joined += " " + lines[j]

@@ -295,3 +295,22 @@ func TestSplitKeepsForwards(t *testing.T) {
 		}
 	}
 }
+
+// TestSplitLinear feeds the cutters shapes that would be quadratic if a
+// check walked its whole subtree or tail from every node or line. It fails
+// by timing out (go test -timeout), not by measuring time.
+func TestSplitLinear(t *testing.T) {
+	t.Parallel()
+	deep := strings.Repeat("<div>", 50000) + "text" + strings.Repeat("</div>", 50000)
+	if fresh, _ := SplitHTML(deep); !strings.Contains(fresh, "text") {
+		t.Error("deeply nested text lost")
+	}
+	many := strings.Repeat("On Monday, Jane wrote:\nreply\n", 50000) + "\n> q\n"
+	if fresh, _ := SplitText(many); !strings.HasPrefix(fresh, "On Monday") {
+		t.Error("text lost")
+	}
+	long := strings.Repeat("On a b c\n"+strings.Repeat("x", 100000)+"\n", 100)
+	if fresh, _ := SplitText(long); len(fresh) < 100*100000 {
+		t.Error("long lines lost")
+	}
+}
