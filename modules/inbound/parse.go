@@ -10,6 +10,7 @@ import (
 	"net/mail"
 	"net/textproto"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +36,8 @@ const (
 	maxReferences = 50
 	// maxFileName bounds an attachment name, in bytes.
 	maxFileName = 255
+	// maxSubject bounds the subject, in bytes (RFC 5322's line limit).
+	maxSubject = 998
 )
 
 // Message is one parsed inbound email. Every string in it is valid UTF-8
@@ -58,7 +61,7 @@ type Message struct {
 	// (the real envelope recipients, also of Bcc and forwarded copies)
 	// first, then To and Cc; lowercase, without duplicates.
 	Recipients []string
-	// Subject is decoded (RFC 2047).
+	// Subject is decoded (RFC 2047), at most 998 bytes.
 	Subject string
 	// Date is the Date header; zero when missing or unreadable.
 	Date time.Time
@@ -151,13 +154,12 @@ const (
 )
 
 // mimeParser is enmime configured for inbound mail: character detection
-// off (declared charsets only, see parseMediaType), no automatic HTML to
-// text (done here from the sanitised tree), malformed parts skipped with
-// an error rather than failing the message, corrupt base64 text kept.
-// An enmime.Parser holds only options; ReadEnvelope copies it per call.
+// off (declared charsets only, see parseMediaType), malformed parts skipped
+// with an error rather than failing the message, corrupt base64 text kept.
+// Only its part tree is used (ReadParts): the body and attachments are
+// chosen here. An enmime.Parser holds only options; ReadParts copies it.
 var mimeParser = enmime.NewParser(
 	enmime.DisableCharacterDetection(true),
-	enmime.DisableTextConversion(true),
 	enmime.SkipMalformedParts(true),
 	enmime.MultipartWOBoundaryAsSinglePart(true),
 	enmime.SetReadPartErrorPolicy(enmime.AllowCorruptTextPartErrorPolicy),
@@ -173,61 +175,121 @@ func Parse(raw []byte) (*Message, error) {
 		return nil, errs.Errorf(errs.ErrInvalid, "the message is empty")
 	}
 	m := &Message{Size: len(raw)}
-	var env *enmime.Envelope
-	if n := bytes.Count(raw, []byte("\n--")); n > maxParts {
+	var root *enmime.Part
+	if n := delimiterLines(raw); n > maxParts {
 		m.warn(WarnStructure, fmt.Sprintf("%d MIME delimiter lines (more than %d): body kept as plain text", n, maxParts), true)
 	} else {
 		var err error
-		env, err = mimeParser.ReadEnvelope(bytes.NewReader(raw))
-		if err != nil {
+		if root, err = mimeParser.ReadParts(bytes.NewReader(raw)); err != nil {
 			m.warn(WarnStructure, "MIME structure unreadable, body kept as plain text: "+err.Error(), true)
-			env = nil
+			root = nil
 		}
 	}
-	if env == nil {
+	if root == nil {
 		var err error
-		if env, err = plainEnvelope(raw); err != nil {
+		if root, err = plainPart(raw); err != nil {
 			return nil, err
 		}
 	}
-	if len(env.Root.Header) == 0 {
+	if len(root.Header) == 0 {
 		return nil, errs.Errorf(errs.ErrInvalid, "the message has no header")
 	}
-	m.readHeader(env.Root.Header, raw)
-	m.Attachments = attachments(env.Root)
-	if env.Text == "" && env.HTML == "" && len(m.Attachments) == 0 {
+	m.readHeader(root.Header, raw)
+	texts, htmlPart := bodyParts(root)
+	m.Attachments = attachments(root, texts, htmlPart)
+	var text, htmlBody string
+	for i, p := range texts {
+		if i > 0 {
+			text += "\n\n"
+		}
+		text += string(p.Content)
+	}
+	if htmlPart != nil {
+		htmlBody = string(htmlPart.Content)
+	}
+	if strings.TrimSpace(text) == "" && strings.TrimSpace(htmlBody) == "" && len(m.Attachments) == 0 {
 		// A multipart without a boundary parameter, or whose boundary never
 		// occurs, yields no part: keep what the sender wrote rather than nothing.
 		if body := rawBody(raw); len(bytes.TrimSpace(body)) > 0 {
-			env.Text = string(body)
+			text = string(body)
 			m.warn(WarnStructure, "no readable MIME part: the raw body is kept as text", false)
 		}
 	}
-	m.readBody(env)
-	m.Report = deliveryReport(env.Root)
-	for _, e := range env.Errors {
-		if e.Name == enmime.ErrorPlainTextFromHTML {
-			continue // reported as TextFromHTML
+	m.readBody(text, htmlBody)
+	m.Report = deliveryReport(root)
+	_ = root.DepthMatchAll(func(p *enmime.Part) bool {
+		for _, e := range p.Errors {
+			m.warn(e.Name, e.Detail, e.Severe)
 		}
-		m.warn(e.Name, e.Detail, e.Severe)
-	}
+		return false
+	})
 	return m, nil
 }
 
-// plainEnvelope is the fallback when the MIME structure cannot be read (or
+// bodyParts picks the parts the body is made of: the text/plain parts
+// (untyped ones too, RFC 2045's default) and the first text/html part,
+// leaves that are neither marked attachment nor carry a file name (Apple
+// Mail sends attached files inline, with a name). In a multipart/alternative
+// message only the first text part counts: the others say the same.
+func bodyParts(root *enmime.Part) (texts []*enmime.Part, htmlPart *enmime.Part) {
+	isText := func(p *enmime.Part) bool {
+		return isBodyLeaf(p) && (p.ContentType == "text/plain" || p.ContentType == "")
+	}
+	if root.ContentType == "multipart/alternative" {
+		if p := root.BreadthMatchFirst(isText); p != nil {
+			texts = []*enmime.Part{p}
+		}
+	} else {
+		texts = root.DepthMatchAll(isText)
+	}
+	htmlPart = root.DepthMatchFirst(func(p *enmime.Part) bool {
+		return isBodyLeaf(p) && p.ContentType == "text/html"
+	})
+	return texts, htmlPart
+}
+
+func isBodyLeaf(p *enmime.Part) bool {
+	return p.FirstChild == nil && p.Disposition != "attachment" && p.FileName == ""
+}
+
+// delimiterLines counts the lines that may open a MIME part: "--…"
+// followed by a blank line or a Content- header. A pasted SQL script or
+// command line ("-- note", "--verbose") rarely looks like that; a message
+// built to exhaust the parser with empty parts always does.
+func delimiterLines(raw []byte) int {
+	n := 0
+	for rest := raw; ; {
+		i := bytes.Index(rest, []byte("\n--"))
+		if i < 0 {
+			return n
+		}
+		rest = rest[i+3:]
+		eol := bytes.IndexByte(rest, '\n')
+		if eol < 0 {
+			return n
+		}
+		next := rest[eol+1:]
+		if len(next) == 0 || next[0] == '\n' || next[0] == '\r' || hasPrefixFold(next, "content-") {
+			n++
+		}
+	}
+}
+
+func hasPrefixFold(b []byte, prefix string) bool {
+	return len(b) >= len(prefix) && strings.EqualFold(string(b[:len(prefix)]), prefix)
+}
+
+// plainPart is the fallback when the MIME structure cannot be read (or
 // must not be, see maxParts): the header as enmime reads it, the rest of
-// the message as one text/plain body.
-func plainEnvelope(raw []byte) (*enmime.Envelope, error) {
+// the message as one text/plain part.
+func plainPart(raw []byte) (*enmime.Part, error) {
 	r := bufio.NewReader(bytes.NewReader(raw))
-	root := &enmime.Part{PartID: "0"}
 	h, err := enmime.ReadHeader(r, discard{})
 	if err != nil && len(h) == 0 {
 		return nil, errs.Errorf(errs.ErrInvalid, "the message header is unreadable")
 	}
-	root.Header = h
-	root.ContentType = "text/plain"
 	body, _ := io.ReadAll(r) // a bytes.Reader does not fail
-	return &enmime.Envelope{Root: root, Text: string(body)}, nil
+	return &enmime.Part{PartID: "0", Header: h, ContentType: "text/plain", Content: body}, nil
 }
 
 // rawBody returns what follows the header (the first blank line).
@@ -267,7 +329,7 @@ func (m *Message) readHeader(h textproto.MIMEHeader, raw []byte) {
 			m.Header.Add(key, cleanLine(v))
 		}
 	}
-	if !utf8.ValidString(strings.Join(flatten(h), "")) {
+	if !headerValid(h) {
 		m.warn(WarnInvalidUTF8, "header values repaired", false)
 	}
 
@@ -286,7 +348,7 @@ func (m *Message) readHeader(h textproto.MIMEHeader, raw []byte) {
 	}
 	m.References = references(h.Values("References"))
 
-	m.Subject = cleanLine(decodeHeader(h.Get("Subject")))
+	m.Subject = truncate(cleanLine(decodeHeader(h.Get("Subject"))), maxSubject)
 	if d := strings.TrimSpace(h.Get("Date")); d != "" {
 		t, err := mail.ParseDate(cleanLine(d))
 		if err != nil {
@@ -322,13 +384,19 @@ func (m *Message) readHeader(h textproto.MIMEHeader, raw []byte) {
 	}
 }
 
-func flatten(h textproto.MIMEHeader) []string {
-	var out []string
+// headerValid reports whether every header name and value is valid UTF-8.
+func headerValid(h textproto.MIMEHeader) bool {
 	for k, vs := range h {
-		out = append(out, k)
-		out = append(out, vs...)
+		if !utf8.ValidString(k) {
+			return false
+		}
+		for _, v := range vs {
+			if !utf8.ValidString(v) {
+				return false
+			}
+		}
 	}
-	return out
+	return true
 }
 
 // looseAddress finds addresses in a header the address parser refused.
@@ -347,7 +415,9 @@ func (m *Message) addresses(h textproto.MIMEHeader, name string) []Address {
 			if err != mail.ErrHeaderNotPresent {
 				m.warn(WarnAddress, name+": "+err.Error(), false)
 				for _, a := range looseAddress.FindAllString(cleanLine(v), 20) {
-					out = append(out, Address{Address: normalizeAddress(a)})
+					if addr := normalizeAddress(a); addr != "" {
+						out = append(out, Address{Address: addr})
+					}
 				}
 			}
 			continue
@@ -385,7 +455,9 @@ func messageIDs(v string) []string {
 			raw = append(raw, m[1])
 		}
 	} else {
-		raw = strings.Fields(v)
+		for _, f := range strings.Fields(v) {
+			raw = append(raw, strings.Trim(f, "<>"))
+		}
 	}
 	out := raw[:0]
 	for _, id := range raw {
@@ -440,19 +512,19 @@ func (m *Message) ThreadIDs() []string {
 var forwardSubject = regexp.MustCompile(`(?i)^\s*(\[[^\]]{0,40}\]\s*)?(fwd?|wg|tr|rv|enc|doorst)\s*:`)
 
 // readBody fills Body, New and Quoted from the text and HTML parts.
-func (m *Message) readBody(env *enmime.Envelope) {
-	text, repaired := cleanText(env.Text)
+func (m *Message) readBody(rawText, rawHTML string) {
+	text, repaired := cleanText(rawText)
 	if repaired {
 		m.warn(WarnInvalidUTF8, "text body repaired", false)
 	}
 	text = strings.TrimSpace(text)
 	cut := !forwardSubject.MatchString(m.Subject)
 
-	if env.HTML != "" {
-		if _, repaired := cleanText(env.HTML); repaired {
+	if strings.TrimSpace(rawHTML) != "" {
+		if _, repaired := cleanText(rawHTML); repaired {
 			m.warn(WarnInvalidUTF8, "HTML body repaired", false)
 		}
-		h := readHTML(env.HTML, cut)
+		h := readHTML(rawHTML, cut)
 		if h.unparsed != nil {
 			m.warn(WarnStructure, "HTML body not cut: "+h.unparsed.Error(), false)
 		}
@@ -473,17 +545,11 @@ func (m *Message) readBody(env *enmime.Envelope) {
 	}
 }
 
-// attachments lists the non-body leaf parts in document order.
-func attachments(root *enmime.Part) []Attachment {
-	htmlBody := root.DepthMatchFirst(func(p *enmime.Part) bool {
-		return p.ContentType == "text/html" && p.Disposition != "attachment"
-	})
+// attachments lists the leaf parts that are not the body, in document order.
+func attachments(root *enmime.Part, texts []*enmime.Part, htmlPart *enmime.Part) []Attachment {
 	parts := root.DepthMatchAll(func(p *enmime.Part) bool {
-		if p.FirstChild != nil || strings.HasPrefix(p.ContentType, "multipart/") || p == htmlBody {
-			return false
-		}
-		isText := p.ContentType == "text/plain" || p.ContentType == "" || (p.ContentType == "text/html" && p.Disposition != "attachment")
-		return !isText || p.FileName != "" || p.Disposition == "attachment"
+		return p.FirstChild == nil && !strings.HasPrefix(p.ContentType, "multipart/") &&
+			p != htmlPart && !slices.Contains(texts, p) && !isAlternateRendering(p)
 	})
 	out := make([]Attachment, 0, len(parts))
 	for i, p := range parts {
@@ -501,6 +567,20 @@ func attachments(root *enmime.Part) []Attachment {
 		})
 	}
 	return out
+}
+
+// isAlternateRendering reports another rendering of the body in a
+// multipart/alternative (a second text, text/enriched): not an attachment.
+// Other alternatives, such as Outlook's text/calendar invitation, are kept.
+func isAlternateRendering(p *enmime.Part) bool {
+	if p.Parent == nil || p.Parent.ContentType != "multipart/alternative" || !isBodyLeaf(p) {
+		return false
+	}
+	switch p.ContentType {
+	case "", "text/plain", "text/html", "text/enriched", "text/richtext":
+		return true
+	}
+	return false
 }
 
 // extensions gives generated names a useful extension.

@@ -499,6 +499,25 @@ func TestParseTooManyParts(t *testing.T) {
 	}
 }
 
+// TestParsePastedDashes: lines starting with "--" in a text body (SQL
+// comments, command-line flags) are not mistaken for MIME parts.
+func TestParsePastedDashes(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString("From: a@example.com\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\n")
+	for range 3 * maxParts {
+		b.WriteString("-- a comment\r\nSELECT 1;\r\n--verbose\r\n")
+	}
+	b.WriteString("--x\r\nContent-Type: application/pdf; name=a.pdf\r\n\r\n%PDF\r\n--x--\r\n")
+	m, err := Parse([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(warningKinds(m), WarnStructure) || len(m.Attachments) != 1 {
+		t.Errorf("warnings %q, %d attachments: the structure must be read", warningKinds(m), len(m.Attachments))
+	}
+}
+
 func TestParseWarningsBounded(t *testing.T) {
 	t.Parallel()
 	var b strings.Builder
@@ -637,5 +656,58 @@ func TestParseDeepHTML(t *testing.T) {
 	}
 	if !slices.Contains(warningKinds(m), WarnStructure) {
 		t.Errorf("warnings = %q", warningKinds(m))
+	}
+}
+
+// TestBodyParts: which parts make the body and which are attachments.
+func TestBodyParts(t *testing.T) {
+	t.Parallel()
+	raw := "From: a@example.com\r\nContent-Type: multipart/mixed; boundary=m\r\n\r\n" +
+		"--m\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nFirst text.\r\n" +
+		// Apple Mail attaches files inline, with a name: not body text.
+		"--m\r\nContent-Type: text/plain; name=log.txt\r\nContent-Disposition: inline; filename=log.txt\r\n\r\nERROR 42\r\n" +
+		// Untyped parts are text/plain (RFC 2045).
+		"--m\r\n\r\nSecond text.\r\n" +
+		"--m\r\nContent-Type: text/html\r\n\r\n<p>HTML body</p>\r\n" +
+		"--m\r\nContent-Type: text/html\r\n\r\n<p>Second HTML</p>\r\n" +
+		"--m--\r\n"
+	m, err := Parse([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Body.Text != "First text.\n\nSecond text." {
+		t.Errorf("text = %q", m.Body.Text)
+	}
+	if m.Body.HTML != "<p>HTML body</p>" {
+		t.Errorf("html = %q", m.Body.HTML)
+	}
+	if names := attachmentNames(m); !slices.Equal(names, []string{"log.txt", "attachment-2.html"}) {
+		t.Errorf("attachments = %q", names)
+	}
+	if !m.Attachments[0].Inline || string(m.Attachments[0].Content) != "ERROR 42" {
+		t.Errorf("log.txt = %+v", m.Attachments[0])
+	}
+
+	// multipart/alternative: one text, one HTML, nothing else.
+	alt := "From: a@example.com\r\nContent-Type: multipart/alternative; boundary=a\r\n\r\n" +
+		"--a\r\nContent-Type: text/plain\r\n\r\nplain\r\n--a\r\nContent-Type: text/enriched\r\n\r\n<bold>rich</bold>\r\n" +
+		"--a\r\nContent-Type: text/html\r\n\r\n<b>rich</b>\r\n--a--\r\n"
+	m, err = Parse([]byte(alt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Body.Text != "plain" || m.Body.HTML != "<b>rich</b>" || m.TextFromHTML || len(m.Attachments) != 0 {
+		t.Errorf("body = %+v, attachments %q", m.Body, attachmentNames(m))
+	}
+
+	// An Outlook invitation: the calendar alternative is kept as an attachment.
+	invite := "From: a@example.com\r\nContent-Type: multipart/alternative; boundary=a\r\n\r\n" +
+		"--a\r\nContent-Type: text/plain\r\n\r\nmeeting\r\n--a\r\nContent-Type: text/calendar; method=REQUEST\r\n\r\nBEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n--a--\r\n"
+	m, err = Parse([]byte(invite))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := attachmentNames(m); !slices.Equal(names, []string{"attachment-1.ics"}) {
+		t.Errorf("attachments = %q", names)
 	}
 }
