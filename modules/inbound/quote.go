@@ -24,6 +24,8 @@ var (
 	outlookSent = regexp.MustCompile(`(?i)^\*?(sent|date|gesendet|datum|envoyé|date d'envoi|enviado|enviado el|fecha|data|inviato|verzonden)\*?[\s\x{00a0}]*:`)
 	outlookTo   = regexp.MustCompile(`(?i)^\*?(to|an|à|a|para|aan|subject|betreff|objet|asunto|oggetto|onderwerp|assunto|cc)\*?[\s\x{00a0}]*:`)
 	underscores = regexp.MustCompile(`^_{10,}$`)
+	// dated finds a time (9:14) or a year (2024) in an attribution.
+	dated = regexp.MustCompile(`\b\d{1,2}:\d{2}\b|\b(19|20)\d{2}\b`)
 )
 
 // SplitText separates a plain-text reply into the new text and the quoted
@@ -77,8 +79,11 @@ func historyStart(lines []string) int {
 			case interleaved:
 				return -1
 			case unquoted:
-				if strong {
-					return i // e.g. Outlook for Mac: "On … wrote:" over an unmarked copy
+				// "On … wrote:" over an unmarked copy (an HTML quote whose
+				// indentation a text rendering lost) is trusted only with a
+				// date or time in it: "On the ticket you wrote:" is a sentence.
+				if strong && dated.MatchString(strings.Join(trimmed[i:end+1], " ")) {
+					return i
 				}
 			}
 			continue

@@ -139,6 +139,11 @@ func TestSplitText(t *testing.T) {
 			fresh: "On Monday the export failed twice.\nIt wrote: nothing.",
 		},
 		{
+			name:  "an undated on-wrote sentence over text is text",
+			text:  "Hi,\nOn the ticket you wrote:\nthe server is down.\nIt still is.\n",
+			fresh: "Hi,\nOn the ticket you wrote:\nthe server is down.\nIt still is.",
+		},
+		{
 			name:  "a from line alone is text",
 			text:  "From: my manager\nPlease escalate.\n",
 			fresh: "From: my manager\nPlease escalate.",
