@@ -197,13 +197,14 @@ func Parse(raw []byte) (*Message, error) {
 	m.readHeader(root.Header, raw)
 	texts, htmlPart := bodyParts(root)
 	m.Attachments = attachments(root, texts, htmlPart)
-	var text, htmlBody string
+	var sb strings.Builder
 	for i, p := range texts {
 		if i > 0 {
-			text += "\n\n"
+			sb.WriteString("\n\n")
 		}
-		text += string(p.Content)
+		sb.Write(p.Content)
 	}
+	text, htmlBody := sb.String(), ""
 	if htmlPart != nil {
 		htmlBody = string(htmlPart.Content)
 	}

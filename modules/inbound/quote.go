@@ -14,8 +14,9 @@ var (
 	originalMessage = regexp.MustCompile(`(?i)^[-_=]{2,}\s*(original message|ursprüngliche nachricht|message d'origine|mensaje original|mensagem original|messaggio originale|oorspronkelijk bericht|originalnachricht)\s*[-_=]{2,}$`)
 	// originalMessageInline finds the separator inside a longer HTML text node.
 	originalMessageInline = regexp.MustCompile(`(?i)-{2,}\s*(original message|ursprüngliche nachricht|message d'origine|mensaje original)\s*-{2,}`)
-	// strongAttribution is a dated attribution: "On … wrote:", "Am … schrieb …:",
-	// "Le … a écrit :", "El … escribió:", and Portuguese, Dutch and Italian.
+	// strongAttribution is a mail client's attribution line: "On … wrote:",
+	// "Am … schrieb …:", "Le … a écrit :", "El … escribió:", and the
+	// Portuguese, Dutch and Italian forms.
 	strongAttribution = regexp.MustCompile(`(?i)^(on\s.{4,}\swrote|am\s.{4,}\sschrieb\b.*|le\s.{4,}\sa\sécrit|el\s.{4,}\sescribió|em\s.{4,}\sescreveu|op\s.{4,}\sschreef\b.*|il\s.{4,}\sha\sscritto)[\s\x{00a0}]*:$`)
 	// weakAttribution is a bare "Name wrote:", trusted only when quoted lines follow.
 	weakAttribution = regexp.MustCompile(`(?i)^.{1,160}\s(wrote|schrieb|a\sécrit|escribió|escreveu|schreef|ha\sscritto)[\s\x{00a0}]*:$`)
@@ -33,9 +34,10 @@ var (
 //   - an "-----Original Message-----" separator or an Outlook reply header
 //     ("From: … Sent: … To: …", in English, German, French, Spanish, Italian,
 //     Portuguese or Dutch), with the underscore rule above it;
-//   - a dated attribution ("On … wrote:", "Am … schrieb …:", "Le … a écrit :",
-//     "El … escribió:"), unless lines quoted with ">" below it are followed
-//     by unquoted text (an interleaved or bottom-posted reply keeps it all);
+//   - an attribution ("On … wrote:", "Am … schrieb …:", "Le … a écrit :",
+//     "El … escribió:") above lines quoted with ">", unless unquoted text
+//     follows them (an interleaved or bottom-posted reply keeps it all), or
+//     above an unmarked copy when the line carries a date or a time;
 //   - a bare "… wrote:" directly above quoted lines, under the same rule;
 //   - a closing block of lines starting with ">".
 //
