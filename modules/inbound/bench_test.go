@@ -17,7 +17,7 @@ func typicalMessage() []byte {
 	var text, htmlPart strings.Builder
 	text.WriteString("Hello Jane,\n\nthe export still fails for the March report; the log is below.\n\nRegards\nHans Müller\n\n")
 	htmlPart.WriteString(`<html><head><style>p.MsoNormal{margin:0cm;font-family:"Calibri",sans-serif}</style></head><body><div class="WordSection1"><p class="MsoNormal">Hello Jane,</p><p class="MsoNormal">the export still fails for the March report; the log is below.</p><p class="MsoNormal">Regards<br>Hans Müller</p>`)
-	for round := range 6 {
+	for round := range 3 {
 		text.WriteString("________________________________\nFrom: Acme Support <support@acme.example>\nSent: Tuesday, March 12, 2024 9:14 AM\nTo: Hans Müller <hans@example.de>\nSubject: [#7] Export\n\n")
 		htmlPart.WriteString(`<div style="border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0cm 0cm 0cm"><p class="MsoNormal"><b>From:</b> Acme Support &lt;support@acme.example&gt;<br><b>Sent:</b> Tuesday, March 12, 2024 9:14 AM<br><b>To:</b> Hans Müller<br><b>Subject:</b> [#7] Export</p></div>`)
 		for line := range 25 {
@@ -68,11 +68,17 @@ func largeMessage() []byte {
 
 func TestBenchmarkMessages(t *testing.T) {
 	t.Parallel()
+	if n := len(typicalMessage()); n < 25<<10 || n > 35<<10 {
+		t.Errorf("the typical message is %d bytes, not about 30 KB", n)
+	}
+	if n := len(largeMessage()); n < 4_700_000 || n > 5_500_000 {
+		t.Errorf("the large message is %d bytes, not about 5 MB", n)
+	}
 	m, err := Parse(typicalMessage())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(m.New.Text, "the log is below") || strings.Contains(m.New.Text, "Round 0") || !strings.Contains(m.Quoted.HTML, "Round 5, line 24") {
+	if !strings.Contains(m.New.Text, "the log is below") || strings.Contains(m.New.Text, "Round 0") || !strings.Contains(m.Quoted.HTML, "Round 2, line 24") {
 		t.Errorf("typical message not cut as expected:\n%s", m.New.Text)
 	}
 	m, err = Parse(largeMessage())
