@@ -41,6 +41,14 @@ type config struct {
 	SMTPURL             string
 	MailFrom            string
 	WebhookAllowPrivate bool
+	// MetricsAddr is the dedicated /metrics listener ("" or "off": none).
+	MetricsAddr string
+	// MetricsToken lets a bearer of it read /metrics on the public listener
+	// from anywhere (a secret: hidden by Redacted).
+	MetricsToken string
+	// TrustForwardedProto trusts X-Forwarded-Proto from the proxy in front
+	// (for HSTS).
+	TrustForwardedProto bool
 }
 
 func (c config) Validate() error {
@@ -65,6 +73,9 @@ func (c config) Validate() error {
 func (c config) Redacted() config {
 	if u, err := url.Parse(c.DatabaseURL); err == nil {
 		c.DatabaseURL = u.Redacted()
+	}
+	if c.MetricsToken != "" {
+		c.MetricsToken = "xxxxx"
 	}
 	return c
 }
@@ -99,7 +110,22 @@ func bindConfigOnly(fs *flag.FlagSet) *config {
 	fs.StringVar(&c.SMTPURL, "smtp-url", os.Getenv("PATCHDESK_SMTP_URL"), "smtp://host:port for outgoing mail (PATCHDESK_SMTP_URL); empty writes .eml files")
 	fs.StringVar(&c.MailFrom, "mail-from", cmp.Or(os.Getenv("PATCHDESK_MAIL_FROM"), "PatchDesk <notifications@patchdesk.local>"), "From header of emails (PATCHDESK_MAIL_FROM)")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", os.Getenv("PATCHDESK_WEBHOOK_ALLOW_PRIVATE") == "true", "allow webhook targets in private ranges (PATCHDESK_WEBHOOK_ALLOW_PRIVATE)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", envOr("PATCHDESK_METRICS_ADDR", "127.0.0.1:9091"),
+		`listen address of the dedicated /metrics listener (PATCHDESK_METRICS_ADDR); "" or "off" disables it`)
+	fs.StringVar(&c.MetricsToken, "metrics-token", os.Getenv("PATCHDESK_METRICS_TOKEN"),
+		"bearer token that may read /metrics on the public listener from anywhere (PATCHDESK_METRICS_TOKEN); without it only loopback peers not behind a proxy may")
+	fs.BoolVar(&c.TrustForwardedProto, "trust-forwarded-proto", os.Getenv("PATCHDESK_TRUST_FORWARDED_PROTO") == "true",
+		"treat X-Forwarded-Proto: https from the proxy in front as TLS, for HSTS (PATCHDESK_TRUST_FORWARDED_PROTO)")
 	return c
+}
+
+// envOr reads an environment variable that may be set to "" on purpose,
+// or def when it is unset.
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
 }
 
 // envFloat reads a numeric environment variable, or def when unset or not a number.

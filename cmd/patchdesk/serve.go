@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -76,7 +77,8 @@ func runProcess(ctx context.Context, name string, args []string, defaultRole str
 	defer stopBroker()
 
 	metrics := obs.NewMetrics()
-	metrics.Registry.MustRegister(reg.Collector())
+	// Tenant counts query the control database: cached, so scrapes never do.
+	metrics.Registry.MustRegister(obs.NewCachedCollector(reg.Collector(), 0))
 	app, err := api.New(ctx, reg, log, metrics, api.Config{
 		BaseDomain: c.BaseDomain,
 		MembersHTTP: members.HandlerConfig{SignupsPerMinute: c.SignupsPerMinute, LoginsPerMinute: c.LoginsPerMinute,
@@ -87,7 +89,9 @@ func runProcess(ctx context.Context, name string, args []string, defaultRole str
 			SMTPURL: c.SMTPURL, MailDir: filepath.Join(c.DataDir, "mail"), MailFrom: c.MailFrom,
 			AllowPrivateWebhooks: c.WebhookAllowPrivate,
 		},
-		ReadyChecks: []func(context.Context) error{func(ctx context.Context) error { return bus.Ping(ctx, brokers) }},
+		ReadyChecks:         []api.ReadyCheck{{Name: "broker", Check: func(ctx context.Context) error { return bus.Ping(ctx, brokers) }}},
+		TrustForwardedProto: c.TrustForwardedProto,
+		MetricsToken:        c.MetricsToken,
 	})
 	if err != nil {
 		return err
@@ -124,7 +128,32 @@ func runProcess(ctx context.Context, name string, args []string, defaultRole str
 	if *role == roleWorker {
 		h = app.OpsHandler
 	}
+	if c.MetricsAddr != "" && c.MetricsAddr != "off" {
+		mln, err := net.Listen("tcp", c.MetricsAddr)
+		switch {
+		case err != nil && metricsAddrExplicit(fs):
+			return fmt.Errorf("metrics listener on %s: %w", c.MetricsAddr, err)
+		case err != nil:
+			// The default port is taken (another process on this host):
+			// /metrics stays reachable on the public listener for loopback.
+			log.WarnContext(ctx, "no dedicated metrics listener", "addr", c.MetricsAddr, "err", err)
+		default:
+			wg.Go(func() {
+				if err := serveOn(bg, log, mln, app.MetricsHandler); err != nil {
+					log.Error("metrics listener stopped", "err", err)
+				}
+			})
+		}
+	}
 	return listenAndServe(ctx, log, c.HTTPAddr, h)
+}
+
+// metricsAddrExplicit reports whether the operator chose the metrics
+// address (flag or environment) rather than leaving the default.
+func metricsAddrExplicit(fs *flag.FlagSet) bool {
+	_, explicit := os.LookupEnv("PATCHDESK_METRICS_ADDR")
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "metrics-addr" })
+	return explicit
 }
 
 // maintain drops the retired copies of past tier moves once their retention passed.
@@ -185,6 +214,11 @@ func listenAndServe(ctx context.Context, log *slog.Logger, addr string, h http.H
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	return serveOn(ctx, log, ln, h)
+}
+
+// serveOn serves on ln until ctx ends, then drains in-flight requests.
+func serveOn(ctx context.Context, log *slog.Logger, ln net.Listener, h http.Handler) error {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

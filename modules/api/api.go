@@ -41,8 +41,21 @@ type Config struct {
 	// 1,200 and 30,000).
 	TokenPerMinute  float64
 	TenantPerMinute float64
-	// ReadyChecks run on /readyz besides the control database ping.
-	ReadyChecks []func(context.Context) error
+	// ReadyChecks run on /readyz besides the control database ping, each
+	// reported under its name.
+	ReadyChecks []ReadyCheck
+	// TrustForwardedProto lets X-Forwarded-Proto: https (from a TLS-terminating
+	// proxy) count as TLS for HSTS.
+	TrustForwardedProto bool
+	// MetricsToken, when set, lets a request with "Authorization: Bearer
+	// <MetricsToken>" read /metrics on the public listener from anywhere.
+	MetricsToken string
+}
+
+// ReadyCheck is a named dependency check of /readyz.
+type ReadyCheck struct {
+	Name  string
+	Check func(context.Context) error
 }
 
 // App is the assembled application: its HTTP handler and the services that
@@ -51,11 +64,14 @@ type App struct {
 	Handler http.Handler
 	// OpsHandler serves only /healthz, /readyz and /metrics (worker processes).
 	OpsHandler http.Handler
-	Members    *members.Service
-	Tickets    *tickets.Service
-	Notify     *notify.Service
-	Search     *search.Service
-	Reports    *reports.Service
+	// MetricsHandler serves /metrics (and /healthz) ungated, for the
+	// dedicated metrics listener.
+	MetricsHandler http.Handler
+	Members        *members.Service
+	Tickets        *tickets.Service
+	Notify         *notify.Service
+	Search         *search.Service
+	Reports        *reports.Service
 	// Jobs works scheduled jobs (deliveries, exports) in the background.
 	Jobs *jobs.Queue
 }
@@ -116,10 +132,11 @@ func New(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, metrics *
 			search.NewHandler(ssvc),
 			reports.NewHandler(rsvc),
 		}}
-	return &App{Handler: handler(d), OpsHandler: opsHandler(d), Members: msvc, Tickets: tsvc, Notify: nsvc, Search: ssvc, Reports: rsvc, Jobs: queue}, nil
+	return &App{Handler: handler(d), OpsHandler: opsHandler(d), MetricsHandler: metricsHandler(d), Members: msvc, Tickets: tsvc, Notify: nsvc, Search: ssvc, Reports: rsvc, Jobs: queue}, nil
 }
 
-// opsRouter serves the operational endpoints every process has.
+// opsRouter serves the operational endpoints every process has; /metrics
+// only to the peers metricsGate admits.
 func opsRouter(d deps) *mux.Router {
 	root := mux.NewRouter()
 	root.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -129,20 +146,42 @@ func opsRouter(d deps) *mux.Router {
 		respond.Error(w, r, errs.Errorf(errs.ErrMethod, "method %s not allowed here", r.Method))
 	})
 	root.Use(obs.RouteTagger)
-	root.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		respond.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	}).Methods(http.MethodGet)
+	root.HandleFunc("/healthz", healthz).Methods(http.MethodGet)
 	root.HandleFunc("/readyz", readyz(d)).Methods(http.MethodGet)
-	root.Handle("/metrics", promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	root.Handle("/metrics", metricsGate(d.cfg.MetricsToken, scrape(d))).Methods(http.MethodGet)
 	return root
 }
 
-func opsHandler(d deps) http.Handler { return d.metrics.Middleware(d.log)(opsRouter(d)) }
+func healthz(w http.ResponseWriter, _ *http.Request) {
+	respond.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func scrape(d deps) http.Handler {
+	return promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{})
+}
+
+// outer wraps a router in the middleware every listener shares: security
+// headers, request id, logging and metrics, then the edge validation.
+func outer(d deps, h http.Handler) http.Handler {
+	return securityHeaders(d.cfg.TrustForwardedProto)(d.metrics.Middleware(d.log)(validateEdge(h)))
+}
+
+func opsHandler(d deps) http.Handler { return outer(d, opsRouter(d)) }
+
+// metricsHandler is what the dedicated metrics listener serves.
+func metricsHandler(d deps) http.Handler {
+	root := mux.NewRouter()
+	root.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		respond.Error(w, r, errs.Errorf(errs.ErrNotFound, "no such route"))
+	})
+	root.Handle("/metrics", scrape(d)).Methods(http.MethodGet)
+	root.HandleFunc("/healthz", healthz).Methods(http.MethodGet)
+	return securityHeaders(d.cfg.TrustForwardedProto)(root)
+}
 
 func handler(d deps) http.Handler {
 	root := opsRouter(d)
 	d.members.GlobalRoutes(root)
-
 	tenantMW := d.reg.Middleware(d.cfg.BaseDomain, respond.Error, func(r *http.Request, t *tenancy.Tenant) {
 		obs.SetTenant(r, t.Slug)
 	})
@@ -150,7 +189,7 @@ func handler(d deps) http.Handler {
 		mountTenant(root.Host("{tenant:[a-z0-9-]+}."+d.cfg.BaseDomain).PathPrefix("/api/v1").Subrouter(), tenantMW, d)
 	}
 	mountTenant(root.PathPrefix("/t/{tenant}/api/v1").Subrouter(), tenantMW, d)
-	return d.metrics.Middleware(d.log)(root)
+	return outer(d, root)
 }
 
 func mountTenant(r *mux.Router, tenantMW mux.MiddlewareFunc, d deps) {
@@ -164,19 +203,45 @@ func mountTenant(r *mux.Router, tenantMW mux.MiddlewareFunc, d deps) {
 	}
 }
 
+// readiness is the body of /readyz.
+type readiness struct {
+	Status string            `json:"status"`
+	Checks map[string]string `json:"checks"`
+}
+
+// readyz reports each dependency: "ok", or a short client-safe reason. It
+// answers 503 while any is failing, so a load balancer stops sending
+// traffic, and recovers by itself: every call checks afresh.
 func readyz(d deps) http.HandlerFunc {
+	checks := append([]ReadyCheck{{Name: "control_db", Check: d.reg.Ping}}, d.cfg.ReadyChecks...)
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		err := d.reg.Ping(ctx)
-		for _, check := range d.cfg.ReadyChecks {
-			err = errors.Join(err, check(ctx))
+		body := readiness{Status: "ready", Checks: make(map[string]string, len(checks))}
+		for _, c := range checks {
+			body.Checks[c.Name] = "ok"
+			if err := c.Check(ctx); err != nil {
+				obs.Logger(ctx).WarnContext(ctx, "not ready", "check", c.Name, "err", err)
+				body.Status, body.Checks[c.Name] = "not ready", readyFailure(err)
+			}
 		}
-		if err != nil {
-			d.log.WarnContext(ctx, "not ready", "err", err)
-			respond.Error(w, r, errs.Errorf(errs.ErrUnavailable, "dependencies unavailable"))
+		if body.Status != "ready" {
+			w.Header().Set("Retry-After", "1")
+			respond.JSON(w, http.StatusServiceUnavailable, body)
 			return
 		}
-		respond.JSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		respond.JSON(w, http.StatusOK, body)
 	}
+}
+
+// readyFailure names a failed check without its error text, which may hold
+// host names, ports or user names.
+func readyFailure(err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "error: timed out"
+	case errs.IsTransient(err):
+		return "error: unreachable"
+	}
+	return "error: failed"
 }

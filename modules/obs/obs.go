@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -14,6 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
+
+// StatusClientClosed is the status recorded for a request whose client went
+// away before the answer (nginx's 499).
+const StatusClientClosed = 499
 
 // Metrics are the HTTP-level metrics shared by every route.
 type Metrics struct {
@@ -43,6 +48,10 @@ type RequestInfo struct {
 	ID     string
 	Route  string
 	Tenant string
+	// method is the request's normalised method; log the process logger
+	// every request logger derives from.
+	method string
+	log    *slog.Logger
 }
 
 type infoKey struct{}
@@ -53,6 +62,38 @@ func Info(ctx context.Context) *RequestInfo {
 		return ri
 	}
 	return &RequestInfo{}
+}
+
+// Logger returns the request-scoped logger: the process logger carrying the
+// request id, method, route and (once resolved) tenant of the request in
+// ctx, or slog.Default() outside Middleware. Attributes are read when it is
+// called, so a logger taken after routing carries the route.
+func Logger(ctx context.Context) *slog.Logger {
+	ri, ok := ctx.Value(infoKey{}).(*RequestInfo)
+	if !ok || ri.log == nil {
+		return slog.Default()
+	}
+	attrs := []any{slog.String("request_id", ri.ID), slog.String("method", ri.method), slog.String("route", ri.Route)}
+	if ri.Tenant != "" {
+		attrs = append(attrs, slog.String("tenant", ri.Tenant))
+	}
+	return ri.log.With(attrs...)
+}
+
+// knownMethods are the methods that get their own metric label; anything
+// else is "other", so a client cannot mint series with made-up methods.
+var knownMethods = []string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete, http.MethodOptions,
+}
+
+// NormalizeMethod maps an HTTP method to the fixed set of metric and log
+// labels: the standard methods as themselves, anything else "other".
+func NormalizeMethod(m string) string {
+	if slices.Contains(knownMethods, m) {
+		return m
+	}
+	return "other"
 }
 
 // SetTenant records the tenant slug for the request's log line.
@@ -99,23 +140,26 @@ func (m *Metrics) Middleware(log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
-			ri := &RequestInfo{ID: requestID(r), Route: "unmatched"}
+			ri := &RequestInfo{ID: requestID(r), Route: "unmatched", method: NormalizeMethod(r.Method), log: log}
 			w.Header().Set("X-Request-Id", ri.ID)
 			ctx := context.WithValue(r.Context(), infoKey{}, ri)
 			rec := &statusRecorder{ResponseWriter: w}
 			defer func() {
 				if p := recover(); p != nil {
-					log.ErrorContext(ctx, "panic", "request_id", ri.ID, "panic", p)
+					Logger(ctx).ErrorContext(ctx, "panic", "panic", p)
 					if rec.status == 0 {
 						http.Error(rec, `{"type":"about:blank","title":"Internal Server Error","status":500}`, http.StatusInternalServerError)
 					}
 				}
 				status := max(rec.status, http.StatusOK)
+				if r.Context().Err() != nil && status >= http.StatusInternalServerError {
+					status = StatusClientClosed // nobody read the answer: not a server failure
+				}
 				d := time.Since(start)
-				m.requestDuration.WithLabelValues(ri.Route, r.Method, strconv.Itoa(status)).Observe(d.Seconds())
+				m.requestDuration.WithLabelValues(ri.Route, ri.method, strconv.Itoa(status)).Observe(d.Seconds())
 				log.LogAttrs(ctx, slog.LevelInfo, "request",
 					slog.String("request_id", ri.ID), slog.String("tenant", ri.Tenant),
-					slog.String("method", r.Method), slog.String("route", ri.Route),
+					slog.String("method", ri.method), slog.String("route", ri.Route),
 					slog.Int("status", status), slog.Duration("duration", d))
 			}()
 			next.ServeHTTP(rec, r.WithContext(ctx))

@@ -1,11 +1,13 @@
 package respond
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/patchdesk/patchdesk/modules/errs"
@@ -14,11 +16,29 @@ import (
 // MaxBody is the default cap on JSON request bodies.
 const MaxBody = 1 << 20
 
-// Decode reads a JSON body into v: at most limit bytes (413 beyond), no
-// unknown fields and exactly one value (400 otherwise), and a clear detail
-// naming the offending field on a type mismatch.
+// Decode reads a JSON body into v: at most limit bytes (413 beyond); valid
+// UTF-8 without NUL characters, no unknown, duplicate or wrongly-cased field
+// names, and exactly one value (400 otherwise); a clear detail naming the
+// offending field on a type mismatch.
 func Decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return errs.Errorf(errs.ErrTooLarge, "body exceeds %d bytes", limit)
+	case err != nil:
+		// A client that stops sending mid-body; never an infrastructure failure.
+		return errs.Errorf(errs.ErrInvalidInput, "request body could not be read")
+	}
+	return DecodeBytes(data, v)
+}
+
+// DecodeBytes is Decode of a body already read.
+func DecodeBytes(data []byte, v any) error {
+	if err := checkStrict(data, reflect.TypeOf(v)); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
@@ -28,13 +48,10 @@ func Decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 		return nil
 	}
 	var (
-		tooLarge *http.MaxBytesError
-		typeErr  *json.UnmarshalTypeError
-		syntax   *json.SyntaxError
+		typeErr *json.UnmarshalTypeError
+		syntax  *json.SyntaxError
 	)
 	switch {
-	case errors.As(err, &tooLarge):
-		return errs.Errorf(errs.ErrTooLarge, "body exceeds %d bytes", limit)
 	case errors.As(err, &typeErr):
 		return errs.Errorf(errs.ErrInvalidInput, "field %q must be %s", typeErr.Field, typeErr.Type)
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):

@@ -1,14 +1,15 @@
 package respond
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"mime"
 	"net/http"
 	"strconv"
 
 	"github.com/patchdesk/patchdesk/modules/errs"
+	"github.com/patchdesk/patchdesk/modules/obs"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
 
@@ -58,9 +59,18 @@ var statusOf = []struct {
 	{tenancy.ErrTenantMoving, http.StatusServiceUnavailable},
 }
 
-// Error maps err to a problem+json response. Errors that match no sentinel
-// are logged with the request's logger and answered with a bare 500, so no SQL
-// or internal detail reaches the client.
+// StatusClientClosed is the status logged (and, were anyone still listening,
+// sent) when the client cancelled its request: nginx's 499.
+const StatusClientClosed = obs.StatusClientClosed
+
+// Error maps err to a problem+json response with the request's logger
+// (obs.Logger). Errors that match no sentinel are, in order: the client
+// having gone away (499, logged at INFO as "client closed request"), an
+// unreachable or restarting database or other transient dependency failure
+// (503 with Retry-After, logged at WARN), a value the database refused as
+// malformed or out of range that validation missed (422, logged at WARN),
+// and otherwise a bare 500 logged at ERROR. No SQL or internal detail
+// reaches the client.
 func Error(w http.ResponseWriter, r *http.Request, err error) {
 	status, sentinel := http.StatusInternalServerError, error(nil)
 	for _, s := range statusOf {
@@ -78,15 +88,36 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 			w.Header().Set("Retry-After", strconv.Itoa(p.RetryAfter))
 		}
 	case status == http.StatusInternalServerError:
-		slog.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		body = unmapped(r, err)
 	default:
 		// Only the sentinel's own text: wrapped context may name internals.
 		body.Detail = sentinel.Error()
 	}
-	if (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && w.Header().Get("Retry-After") == "" {
+	if (body.Status == http.StatusServiceUnavailable || body.Status == http.StatusTooManyRequests) && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "1")
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
+	w.WriteHeader(body.Status)
 	_ = json.NewEncoder(w).Encode(body)
+}
+
+// unmapped classifies an error that matches no sentinel and logs it.
+func unmapped(r *http.Request, err error) problemBody {
+	ctx := r.Context()
+	log := obs.Logger(ctx)
+	switch {
+	case ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
+		log.InfoContext(ctx, "client closed request", "status", StatusClientClosed, "err", err)
+		return problemBody{Type: "about:blank", Title: "Client Closed Request", Status: StatusClientClosed}
+	case errs.IsTransient(err):
+		log.WarnContext(ctx, "dependency unavailable", "err", err)
+		return problemBody{Type: "about:blank", Title: http.StatusText(http.StatusServiceUnavailable),
+			Status: http.StatusServiceUnavailable, Detail: "a dependency is temporarily unavailable; retry later"}
+	case errs.IsDataError(err):
+		log.WarnContext(ctx, "database refused a value that validation let through", "err", err)
+		return problemBody{Type: "about:blank", Title: http.StatusText(http.StatusUnprocessableEntity),
+			Status: http.StatusUnprocessableEntity, Detail: "a value is malformed, too long or out of range"}
+	}
+	log.ErrorContext(ctx, "request failed", "err", err)
+	return problemBody{Type: "about:blank", Title: http.StatusText(http.StatusInternalServerError), Status: http.StatusInternalServerError}
 }

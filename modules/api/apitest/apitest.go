@@ -108,7 +108,7 @@ func NewOn(t testing.TB, dsn string, cfg func(*api.Config)) *Server {
 	logs := &SyncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	metrics := obs.NewMetrics()
-	metrics.Registry.MustRegister(reg.Collector())
+	metrics.Registry.MustRegister(obs.NewCachedCollector(reg.Collector(), 0))
 	app, err := api.New(context.Background(), reg, log, metrics, c)
 	if err != nil {
 		t.Fatalf("build api: %v", err)
