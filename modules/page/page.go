@@ -3,9 +3,11 @@
 package page
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/patchdesk/patchdesk/modules/errs"
 )
@@ -55,14 +57,27 @@ func EncodeCursor(v any) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// MaxCursor bounds a cursor's length: the ones EncodeCursor makes are a
+// few dozen bytes.
+const MaxCursor = 512
+
 // DecodeCursor reads a cursor made by EncodeCursor; "" leaves v untouched.
+// Anything else (too long, not base64, not JSON of v's shape, not UTF-8 or
+// holding a NUL, which PostgreSQL cannot compare) is a 400.
 func DecodeCursor(s string, v any) error {
 	if s == "" {
 		return nil
 	}
+	invalid := errs.Errorf(errs.ErrInvalidInput, "cursor is invalid")
+	if len(s) > MaxCursor {
+		return invalid
+	}
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || json.Unmarshal(b, v) != nil {
-		return errs.Errorf(errs.ErrInvalidInput, "cursor is invalid")
+	// A NUL can only arrive escaped (a raw one is invalid JSON); cursors we
+	// make never hold a backslash-u0000, so refusing the sequence refuses no
+	// real cursor.
+	if err != nil || !utf8.Valid(b) || bytes.Contains(b, []byte(`\u0000`)) || json.Unmarshal(b, v) != nil {
+		return invalid
 	}
 	return nil
 }

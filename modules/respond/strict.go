@@ -18,8 +18,8 @@ import (
 // bytes that are not UTF-8 (it substitutes U+FFFD), NUL characters in any
 // string (PostgreSQL text cannot hold them), duplicate keys (the last one
 // wins, so two layers could read different values), and field names that
-// match a struct field only case-insensitively. Unknown fields are left to
-// the decoder's DisallowUnknownFields.
+// match a struct field only case-insensitively. Unknown fields of a struct
+// are refused too (the decoder's DisallowUnknownFields would fold case).
 func checkStrict(data []byte, t reflect.Type) error {
 	if !utf8.Valid(data) {
 		return errs.Errorf(errs.ErrInvalidInput, "body is not valid UTF-8")
@@ -110,9 +110,12 @@ func (w walker) object(t reflect.Type, path string) error {
 		case fields != nil:
 			f, ok := fields.exact[key]
 			if !ok {
+				// encoding/json would match case-insensitively (with Unicode
+				// folds such as ſ → s): only exact names are accepted.
 				if want, folds := fields.folded[strings.ToLower(key)]; folds {
 					return errs.Errorf(errs.ErrInvalidInput, "unknown field %q (field names are case-sensitive: %q)", name, want)
 				}
+				return errs.Errorf(errs.ErrInvalidInput, "unknown field %q", name)
 			}
 			child = f
 		case t != nil && t.Kind() == reflect.Map:
