@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
 )
 
 // CachedCollector serves another collector's metrics from a cache so that
@@ -67,7 +69,37 @@ func (c *CachedCollector) refresh() {
 	c.inner.Collect(ch)
 	close(ch)
 	<-done
+	for i, m := range fresh {
+		fresh[i] = freeze(m)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.metrics, c.filled, c.refreshing = fresh, c.now(), false
+}
+
+// frozen is a metric's value written once: some metrics (GaugeFunc) compute
+// their value when written, which would run the query again at each scrape.
+type frozen struct {
+	desc *prometheus.Desc
+	pb   *dto.Metric
+	err  error
+}
+
+func freeze(m prometheus.Metric) prometheus.Metric {
+	f := &frozen{desc: m.Desc(), pb: &dto.Metric{}}
+	f.err = m.Write(f.pb)
+	return f
+}
+
+// Desc returns the description of the frozen metric.
+func (f *frozen) Desc() *prometheus.Desc { return f.desc }
+
+// Write copies the frozen value.
+func (f *frozen) Write(out *dto.Metric) error {
+	if f.err != nil {
+		return f.err
+	}
+	proto.Reset(out)
+	proto.Merge(out, f.pb)
+	return nil
 }
