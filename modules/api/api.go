@@ -74,6 +74,35 @@ type App struct {
 	Reports        *reports.Service
 	// Jobs works scheduled jobs (deliveries, exports) in the background.
 	Jobs *jobs.Queue
+
+	router *mux.Router
+}
+
+// Route is one method and path template the API serves.
+type Route struct {
+	Method, Path string
+}
+
+// Routes lists every method and path template of Handler, for the test that
+// holds docs/openapi.yaml complete. Host-routed copies (BaseDomain) are
+// listed under their path only.
+func (a *App) Routes() ([]Route, error) {
+	var out []Route
+	err := a.router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		path, err := route.GetPathTemplate()
+		if err != nil {
+			return nil // a subrouter's host-only or prefix-less node
+		}
+		methods, err := route.GetMethods()
+		if err != nil {
+			return nil // a prefix node (PathPrefix subrouter), not an endpoint
+		}
+		for _, m := range methods {
+			out = append(out, Route{Method: m, Path: path})
+		}
+		return nil
+	})
+	return out, err
 }
 
 // deps are what routes are mounted from.
@@ -132,7 +161,9 @@ func New(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, metrics *
 			search.NewHandler(ssvc),
 			reports.NewHandler(rsvc),
 		}}
-	return &App{Handler: handler(d), OpsHandler: opsHandler(d), MetricsHandler: metricsHandler(d), Members: msvc, Tickets: tsvc, Notify: nsvc, Search: ssvc, Reports: rsvc, Jobs: queue}, nil
+	h, router := handler(d)
+	return &App{Handler: h, OpsHandler: opsHandler(d), MetricsHandler: metricsHandler(d), Members: msvc, Tickets: tsvc,
+		Notify: nsvc, Search: ssvc, Reports: rsvc, Jobs: queue, router: router}, nil
 }
 
 // opsRouter serves the operational endpoints every process has; /metrics
@@ -179,7 +210,7 @@ func metricsHandler(d deps) http.Handler {
 	return securityHeaders(d.cfg.TrustForwardedProto)(root)
 }
 
-func handler(d deps) http.Handler {
+func handler(d deps) (http.Handler, *mux.Router) {
 	root := opsRouter(d)
 	d.members.GlobalRoutes(root)
 	tenantMW := d.reg.Middleware(d.cfg.BaseDomain, respond.Error, func(r *http.Request, t *tenancy.Tenant) {
@@ -189,7 +220,7 @@ func handler(d deps) http.Handler {
 		mountTenant(root.Host("{tenant:[a-z0-9-]+}."+d.cfg.BaseDomain).PathPrefix("/api/v1").Subrouter(), tenantMW, d)
 	}
 	mountTenant(root.PathPrefix("/t/{tenant}/api/v1").Subrouter(), tenantMW, d)
-	return outer(d, root)
+	return outer(d, root), root
 }
 
 func mountTenant(r *mux.Router, tenantMW mux.MiddlewareFunc, d deps) {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
@@ -150,6 +151,9 @@ func (h *Handler) markAllRead(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// maxWebhookURL is the length limit of webhooks.url.
+const maxWebhookURL = 2000
+
 // eventTypes are the event names webhooks may subscribe to.
 var eventTypes = []string{"*", "ticket.created", "ticket.status_changed", "ticket.assigned", "ticket.priority_changed",
 	"ticket.commented", "ticket.tags_changed", "ticket.title_changed", "ticket.deleted"}
@@ -167,6 +171,10 @@ func (h *Handler) createWebhook(w http.ResponseWriter, r *http.Request) {
 	sub, _ := subject(r)
 	if err := h.svc.authz.Check(r.Context(), sub, authz.Request{Action: authz.WebhooksManage, Resource: authz.ResourceNotify}); err != nil {
 		respond.Error(w, r, err)
+		return
+	}
+	if utf8.RuneCountInString(p.URL) > maxWebhookURL { // the column's CHECK; before any DNS lookup
+		respond.Error(w, r, errs.Errorf(errs.ErrInvalid, "url must be at most %d characters", maxWebhookURL))
 		return
 	}
 	if err := validateWebhookURL(r.Context(), p.URL, h.svc.cfg.AllowPrivateWebhooks); err != nil {
