@@ -174,16 +174,16 @@ func queryOf(r route) []string {
 // baseBodies are valid bodies each hostile field value is put into.
 func baseBodies(slug string) map[string]map[string]string {
 	return map[string]map[string]string{
-		"POST /api/v1/signup": {"slug": `"walk-new"`, "name": `"W"`, "admin_email": `"a@walk-new.test"`, "admin_name": `"A"`, "password": `"` + apitest.Password + `"`},
-		"POST /t/{tenant}/api/v1/sessions": {"email": `"owner@` + slug + `.test"`, "password": `"` + apitest.Password + `"`},
-		"POST /t/{tenant}/api/v1/members":  {"email": `"n@walk.test"`, "name": `"N"`, "role": `"agent"`, "password": `"` + apitest.Password + `"`},
+		"POST /api/v1/signup":                   {"slug": `"walk-new"`, "name": `"W"`, "admin_email": `"a@walk-new.test"`, "admin_name": `"A"`, "password": `"` + apitest.Password + `"`},
+		"POST /t/{tenant}/api/v1/sessions":      {"email": `"owner@` + slug + `.test"`, "password": `"` + apitest.Password + `"`},
+		"POST /t/{tenant}/api/v1/members":       {"email": `"n@walk.test"`, "name": `"N"`, "role": `"agent"`, "password": `"` + apitest.Password + `"`},
 		"PATCH /t/{tenant}/api/v1/members/{id}": {"role": `"agent"`, "active": `true`},
 		"POST /t/{tenant}/api/v1/tokens":        {"name": `"t"`, "expires_at": `"2099-01-01T00:00:00Z"`},
 		"POST /t/{tenant}/api/v1/tickets": {"title": `"t"`, "body": `"b"`, "priority": `"normal"`, "requester_email": `"r@walk.test"`,
 			"tags": `[]`, "assignee_id": `null`},
-		"PATCH /t/{tenant}/api/v1/tickets/{number}": {"title": `"t"`, "status": `"open"`, "priority": `"high"`, "tags": `["x"]`, "assignee_id": `null`},
+		"PATCH /t/{tenant}/api/v1/tickets/{number}":         {"title": `"t"`, "status": `"open"`, "priority": `"high"`, "tags": `["x"]`, "assignee_id": `null`},
 		"POST /t/{tenant}/api/v1/tickets/{number}/comments": {"body": `"c"`, "internal": `false`},
-		"POST /t/{tenant}/api/v1/webhooks": {"url": `"http://127.0.0.1:1/hook"`, "events": `["*"]`, "secret": `"0123456789abcdef"`},
+		"POST /t/{tenant}/api/v1/webhooks":                  {"url": `"http://127.0.0.1:1/hook"`, "events": `["*"]`, "secret": `"0123456789abcdef"`},
 	}
 }
 
