@@ -26,7 +26,8 @@ func TestRateLimitKeysOnTheMember(t *testing.T) {
 	if r := s.Call(t, "GET", path, "", nil, "Authorization", "bearer "+other+"  "); r.Status != 200 {
 		t.Fatalf("second request: %s", r)
 	}
-	for _, header := range []string{"Bearer " + owner, "Bearer  " + owner, "Bearer\t" + owner, "BEARER " + other, "Bearer " + owner + " "} {
+	for _, header := range []string{"Bearer " + owner, "Bearer  " + owner, "Bearer\t" + owner, "BEARER " + other, "Bearer " + owner + " ",
+		" Bearer " + owner, "Bearer \t " + owner, "Bearer\u00a0" + owner, "bEaReR   " + other + "\t"} {
 		r := s.Call(t, "GET", path, "", nil, "Authorization", header)
 		if !r.IsProblem(http.StatusTooManyRequests) || r.Header.Get("Retry-After") == "" {
 			t.Errorf("%q after the member's budget was spent: %s", header, r)
