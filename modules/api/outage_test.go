@@ -110,7 +110,16 @@ func TestDatabaseOutageAnswers503AndRecovers(t *testing.T) {
 		t.Fatalf("readyz before: %s", r)
 	}
 
+	if m := s.Call(t, "GET", "/metrics", "", nil); m.Status != 200 || !strings.Contains(string(m.Body), "patchdesk_tenants{") {
+		t.Fatalf("metrics before: %d", m.Status)
+	}
+
 	pg.ctl(t, "stop")
+	// Scrapes answer from the cache: the tenant gauges do not query the
+	// (now unreachable) control database on each scrape.
+	if m := s.Call(t, "GET", "/metrics", "", nil); m.Status != 200 || !strings.Contains(string(m.Body), `patchdesk_tenants{status="active",tier="shared"} 1`) {
+		t.Errorf("metrics while the database is down: %d %.300s", m.Status, m.Body)
+	}
 	for _, c := range []struct{ method, path string }{
 		{"GET", "/t/outage/api/v1/tickets"}, {"POST", "/t/outage/api/v1/tickets"}, {"GET", "/t/outage/api/v1/me"},
 	} {
