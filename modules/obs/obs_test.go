@@ -147,3 +147,30 @@ func TestCachedCollectorRefreshesWhenStale(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestPanicIsA500WithTheRequestID: a handler that panics answers 500 and
+// the panic is logged with the request's id.
+func TestPanicIsA500WithTheRequestID(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	h := obs.NewMetrics().Middleware(slog.New(slog.NewJSONHandler(&buf, nil)))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		panic("nil map")
+	}))
+	req := httptest.NewRequest(http.MethodPost, "/x", nil)
+	req.Header.Set("X-Request-Id", "panicky-1")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != 500 || strings.Contains(rec.Body.String(), "nil map") {
+		t.Fatalf("answer %d %s", rec.Code, rec.Body)
+	}
+	found := false
+	for _, line := range strings.Split(buf.String(), "\n") {
+		var l map[string]any
+		if json.Unmarshal([]byte(line), &l) == nil && l["msg"] == "panic" {
+			found = l["request_id"] == "panicky-1" && l["level"] == "ERROR" && l["panic"] == "nil map"
+		}
+	}
+	if !found {
+		t.Fatalf("no panic line with the request id in %s", buf.String())
+	}
+}

@@ -1,3 +1,6 @@
+// Package respond is PatchDesk's one way of writing HTTP answers: JSON,
+// files, problem+json errors (with the status each error means, and 5xx
+// logging through the request's logger), and strict request decoding.
 package respond
 
 import (
