@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -160,5 +161,87 @@ func TestDatabaseOutageAnswers503AndRecovers(t *testing.T) {
 		if strings.Contains(line, `"level":"ERROR"`) {
 			t.Errorf("outage logged as a server error: %s", line)
 		}
+	}
+}
+
+// TestClientThatLeavesIsLoggedAs499 is issue 9.5: a client that gives up
+// on a request blocked in the database (here behind a table lock) is
+// logged as "client closed request" with 499, not as a 500 and an ERROR.
+func TestClientThatLeavesIsLoggedAs499(t *testing.T) {
+	t.Parallel()
+	s := apitest.New(t, nil)
+	owner := s.Signup(t, "leaver")
+	ctx := context.Background()
+	tn, err := s.Reg.Lookup(ctx, "leaver")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := pgx.Connect(ctx, s.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	lock, err := admin.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = lock.Rollback(ctx) }()
+	if _, err := lock.Exec(ctx, `LOCK TABLE `+pgx.Identifier{tn.Schema, "tickets"}.Sanitize()+` IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	reqCtx, cancel := context.WithCancel(ctx)
+	req, _ := http.NewRequestWithContext(reqCtx, "GET", s.URL+"/t/leaver/api/v1/tickets", nil)
+	req.Header.Set("Authorization", "Bearer "+owner)
+	req.Header.Set("X-Request-Id", "leaving-1")
+	done := make(chan error, 1)
+	go func() {
+		res, err := s.Client().Do(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		done <- err
+	}()
+	// Wait until the request is really blocked on the lock, then leave.
+	waitFor(t, "the request to wait on the lock", func() bool {
+		conn, err := pgx.Connect(ctx, s.DatabaseURL)
+		if err != nil {
+			return false
+		}
+		defer conn.Close(ctx)
+		var waiting int
+		_ = conn.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = $1::regclass`,
+			tn.Schema+".tickets").Scan(&waiting)
+		return waiting > 0
+	})
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("the cancelled request completed")
+	}
+	waitFor(t, "the request line", func() bool { return strings.Contains(s.Logs.String(), `"status":499`) })
+	var closed, request bool
+	for _, line := range strings.Split(s.Logs.String(), "\n") {
+		if !strings.Contains(line, "leaving-1") {
+			continue
+		}
+		closed = closed || (strings.Contains(line, `"msg":"client closed request"`) && strings.Contains(line, `"level":"INFO"`))
+		request = request || (strings.Contains(line, `"msg":"request"`) && strings.Contains(line, `"status":499`))
+		if strings.Contains(line, `"level":"ERROR"`) {
+			t.Errorf("a client leaving logged an ERROR: %s", line)
+		}
+	}
+	if !closed || !request {
+		t.Fatalf("no client-closed and 499 request lines for leaving-1:\n%s", s.Logs.String())
+	}
+}
+
+// waitFor polls cond until it holds, failing after a minute.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
