@@ -30,11 +30,11 @@ func Decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 		// A client that stops sending mid-body; never an infrastructure failure.
 		return errs.Errorf(errs.ErrInvalidInput, "request body could not be read")
 	}
-	return DecodeBytes(data, v)
+	return decodeBytes(data, v)
 }
 
-// DecodeBytes is Decode of a body already read.
-func DecodeBytes(data []byte, v any) error {
+// decodeBytes is Decode of a body already read.
+func decodeBytes(data []byte, v any) error {
 	if err := checkStrict(data, reflect.TypeOf(v)); err != nil {
 		return err
 	}
