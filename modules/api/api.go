@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -248,10 +249,18 @@ func readyz(d deps) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
+		// Concurrently, so that one check using up the timeout does not
+		// make the others look timed out too.
+		failures := make([]error, len(checks))
+		var wg sync.WaitGroup
+		for i, c := range checks {
+			wg.Go(func() { failures[i] = c.Check(ctx) })
+		}
+		wg.Wait()
 		body := readiness{Status: "ready", Checks: make(map[string]string, len(checks))}
-		for _, c := range checks {
+		for i, c := range checks {
 			body.Checks[c.Name] = "ok"
-			if err := c.Check(ctx); err != nil {
+			if err := failures[i]; err != nil {
 				obs.Logger(ctx).WarnContext(ctx, "not ready", "check", c.Name, "err", err)
 				body.Status, body.Checks[c.Name] = "not ready", readyFailure(err)
 			}

@@ -48,8 +48,8 @@ type RequestInfo struct {
 	ID     string
 	Route  string
 	Tenant string
-	// method is the request's normalised method; log the process logger
-	// every request logger derives from.
+	// method is the normalised method (NormalizeMethod); log is the
+	// process logger that Logger derives the request's logger from.
 	method string
 	log    *slog.Logger
 }
