@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Delete erases a tenant: its schema in every database (retired copies of
@@ -39,42 +40,18 @@ func (r *Registry) Delete(ctx context.Context, slug string) error {
 	}
 	// Objects first in every database, so the role has nothing left anywhere.
 	for _, db := range dbs {
-		pool, err := r.pool(ctx, db)
-		if err != nil {
-			return fmt.Errorf("delete %q: %w", slug, err)
-		}
-		err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			rows, err := tx.Query(ctx, `SELECT nspname FROM pg_namespace WHERE nspname = $1 OR nspname LIKE $1 || '\_r%'`, t.Schema)
-			if err != nil {
-				return err
-			}
-			schemas, err := pgx.CollectRows(rows, pgx.RowTo[string])
-			if err != nil {
-				return err
-			}
-			for _, s := range schemas {
-				if _, err := tx.Exec(ctx, `DROP SCHEMA `+pgx.Identifier{s}.Sanitize()+` CASCADE`); err != nil {
-					return err
-				}
-			}
-			if _, err := tx.Exec(ctx, `DELETE FROM infra.outbox WHERE tenant_id = $1`, t.ID); err != nil {
-				return err
-			}
-			var exists bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, t.Role).Scan(&exists); err != nil || !exists {
-				return err
-			}
-			_, err = tx.Exec(ctx, `DROP OWNED BY `+pgx.Identifier{t.Role}.Sanitize())
-			return err
-		})
+		err := r.withPool(ctx, db, func(pool *pgxpool.Pool) error { return eraseObjects(ctx, pool, t) })
 		if err != nil {
 			return fmt.Errorf("delete %q in %s: %w", slug, db, err)
 		}
 	}
 	for _, db := range dbs {
-		pool, _ := r.pool(ctx, db)
-		if _, err := pool.Exec(ctx, `DROP ROLE IF EXISTS `+pgx.Identifier{t.Role}.Sanitize()); err != nil {
-			return fmt.Errorf("delete %q: drop role: %w", slug, err)
+		err := r.withPool(ctx, db, func(pool *pgxpool.Pool) error {
+			_, err := pool.Exec(ctx, `DROP ROLE IF EXISTS `+pgx.Identifier{t.Role}.Sanitize())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("delete %q: drop role in %s: %w", slug, db, err)
 		}
 	}
 	err = pgx.BeginFunc(ctx, r.control, func(tx pgx.Tx) error {
@@ -96,6 +73,35 @@ func (r *Registry) Delete(ctx context.Context, slug string) error {
 	return nil
 }
 
+// eraseObjects drops a tenant's schemas (retired copies included), its
+// unpublished outbox rows and whatever its role owns in one database.
+func eraseObjects(ctx context.Context, pool *pgxpool.Pool, t *Tenant) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT nspname FROM pg_namespace WHERE nspname = $1 OR nspname LIKE $1 || '\_r%'`, t.Schema)
+		if err != nil {
+			return err
+		}
+		schemas, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		for _, s := range schemas {
+			if _, err := tx.Exec(ctx, `DROP SCHEMA `+pgx.Identifier{s}.Sanitize()+` CASCADE`); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM infra.outbox WHERE tenant_id = $1`, t.ID); err != nil {
+			return err
+		}
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, t.Role).Scan(&exists); err != nil || !exists {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DROP OWNED BY `+pgx.Identifier{t.Role}.Sanitize())
+		return err
+	})
+}
+
 // manifest describes an export archive.
 type manifest struct {
 	Format        int       `json:"format"`
@@ -114,10 +120,11 @@ func (r *Registry) Export(ctx context.Context, slug string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pool, err := r.pool(ctx, t.DatabaseID)
+	pool, release, err := r.pool(ctx, t.DatabaseID)
 	if err != nil {
 		return err
 	}
+	defer release()
 	gz := gzip.NewWriter(w)
 	tw := tar.NewWriter(gz)
 	err = pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
@@ -212,7 +219,7 @@ func (r *Registry) Import(ctx context.Context, slug, name string, archive io.Rea
 	if err != nil {
 		return nil, err
 	}
-	pool, err := r.pool(ctx, t.DatabaseID)
+	pool, release, err := r.pool(ctx, t.DatabaseID)
 	if err != nil {
 		return nil, err
 	}
@@ -248,6 +255,7 @@ func (r *Registry) Import(ctx context.Context, slug, name string, archive io.Rea
 		}
 		return resetIdentities(ctx, tx, t.Schema)
 	})
+	release()
 	if err != nil {
 		_ = r.Delete(context.WithoutCancel(ctx), slug)
 		return nil, fmt.Errorf("import %q: %w", slug, err)
@@ -322,12 +330,13 @@ func readArchive(r io.Reader) (map[string][]byte, error) {
 
 // Size returns the bytes a tenant's schema takes in its database.
 func (r *Registry) Size(ctx context.Context, t *Tenant) (int64, error) {
-	pool, err := r.pool(ctx, t.DatabaseID)
-	if err != nil {
-		return 0, err
-	}
 	var n int64
-	err = pool.QueryRow(ctx, `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
-		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind IN ('r', 'm')`, t.Schema).Scan(&n)
-	return n, err
+	err := r.withPool(ctx, t.DatabaseID, func(pool *pgxpool.Pool) error {
+		return pool.QueryRow(ctx, `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+			JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind IN ('r', 'm')`, t.Schema).Scan(&n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("size of %s: %w", t.Slug, err)
+	}
+	return n, nil
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -137,6 +140,7 @@ type moveEnv struct {
 	src, tgt *pgxpool.Pool
 	tables   []string // the tenant's tables, without the marker
 	opts     MoveOptions
+	release  func() // ends the leases on src and tgt
 }
 
 // ResumeMove continues a move from its recorded state to the end.
@@ -161,13 +165,8 @@ func (r *Registry) ResumeMove(ctx context.Context, id int64, opts MoveOptions) (
 			continue
 		}
 		env, err := r.moveEnv(ctx, m, opts)
-		if err == nil && opts.Fault != nil {
-			err = opts.Fault(st.from)
-		}
 		if err == nil {
-			start := time.Now()
-			err = st.run(ctx, env)
-			opts.Log.InfoContext(ctx, "move step", "move", m.ID, "tenant", m.Slug, "step", st.name, "took", time.Since(start), "err", err)
+			err = r.runStep(ctx, env, st.name, st.from, st.run)
 		}
 		if err == nil && st.to != MoveSwitched { // the switch records its own state atomically with the flip
 			err = r.setMoveState(ctx, m, st.to)
@@ -182,12 +181,30 @@ func (r *Registry) ResumeMove(ctx context.Context, id int64, opts MoveOptions) (
 		if err := r.setMoveState(ctx, m, MoveDone); err != nil {
 			return m, err
 		}
-		t, _ := r.lookupID(ctx, m.TenantID)
-		if t != nil {
+		t, err := r.lookupID(ctx, m.TenantID)
+		switch {
+		case err == nil:
 			r.audit(ctx, t, "tenant.moved", map[string]any{"move": m.ID, "from": m.From, "to": m.To, "freeze_ms": m.FreezeMS})
+		case !errors.Is(err, ErrTenantNotFound): // deleted meanwhile: nothing to audit
+			return m, fmt.Errorf("move %d (%s): audit: %w", m.ID, m.Slug, err)
 		}
 	}
 	return r.LoadMove(ctx, id)
+}
+
+// runStep runs one step of a move with its pools leased, after the test
+// fault hook.
+func (r *Registry) runStep(ctx context.Context, env *moveEnv, name, state string, run func(context.Context, *moveEnv) error) error {
+	defer env.release()
+	if env.opts.Fault != nil {
+		if err := env.opts.Fault(state); err != nil {
+			return err
+		}
+	}
+	start := time.Now()
+	err := run(ctx, env)
+	env.opts.Log.InfoContext(ctx, "move step", "move", env.m.ID, "tenant", env.m.Slug, "step", name, "took", time.Since(start), "err", err)
+	return err
 }
 
 func (r *Registry) moveEnv(ctx context.Context, m *Move, opts MoveOptions) (*moveEnv, error) {
@@ -195,14 +212,17 @@ func (r *Registry) moveEnv(ctx context.Context, m *Move, opts MoveOptions) (*mov
 	if err != nil {
 		return nil, err
 	}
-	src, err := r.pool(ctx, m.From)
+	// Leased for the step, which may poll for an hour: no idling under it.
+	src, releaseSrc, err := r.pool(ctx, m.From)
 	if err != nil {
 		return nil, err
 	}
-	tgt, err := r.pool(ctx, m.To)
+	tgt, releaseTgt, err := r.pool(ctx, m.To)
 	if err != nil {
+		releaseSrc()
 		return nil, err
 	}
+	release := func() { releaseSrc(); releaseTgt() }
 	// Before the switch the tenant lives in From; afterwards in To.
 	home := src
 	if t.DatabaseID == m.To {
@@ -211,13 +231,15 @@ func (r *Registry) moveEnv(ctx context.Context, m *Move, opts MoveOptions) (*mov
 	rows, err := home.Query(ctx, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname <> $2 ORDER BY c.relname`, t.Schema, markerTable)
 	if err != nil {
+		release()
 		return nil, fmt.Errorf("list tenant tables: %w", err)
 	}
 	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
+		release()
 		return nil, fmt.Errorf("list tenant tables: %w", err)
 	}
-	return &moveEnv{m: m, t: t, src: src, tgt: tgt, tables: tables, opts: opts}, nil
+	return &moveEnv{m: m, t: t, src: src, tgt: tgt, tables: tables, opts: opts, release: release}, nil
 }
 
 func (e *moveEnv) qualified(table string) string { return pgx.Identifier{e.t.Schema, table}.Sanitize() }
@@ -301,14 +323,79 @@ func (r *Registry) startReplication(ctx context.Context, e *moveEnv) error {
 		return fmt.Errorf("find subscription: %w", err)
 	}
 	if !exists {
-		conninfo := strings.ReplaceAll(poolDSN(e.src), "'", `\'`)
-		if _, err := e.tgt.Exec(ctx, `CREATE SUBSCRIPTION `+name+` CONNECTION '`+conninfo+`' PUBLICATION `+name+
-			` WITH (create_slot = false, slot_name = '`+name+`', copy_data = true)`); err != nil {
+		sql, err := createSubscriptionSQL(name, poolDSN(e.src), "copy_data = true")
+		if err != nil {
+			return err
+		}
+		if _, err := e.tgt.Exec(ctx, sql); err != nil {
 			return fmt.Errorf("create subscription: %w", err)
 		}
 	}
 	return nil
 }
+
+// createSubscriptionSQL is the CREATE SUBSCRIPTION of a move (name is made
+// of hex digits and an id, never user input). The connection string comes
+// from the source pool's DSN, rebuilt as a URL by net/url, so that any
+// character of a password is percent-encoded for libpq, and then quoted as
+// an SQL string literal (quotes doubled; standard_conforming_strings keeps
+// backslashes literal). CREATE SUBSCRIPTION takes no bind parameters.
+func createSubscriptionSQL(name, srcDSN, with string) (string, error) {
+	conninfo, err := conninfoURL(srcDSN)
+	if err != nil {
+		return "", fmt.Errorf("create subscription: %w", err)
+	}
+	return `CREATE SUBSCRIPTION ` + name + ` CONNECTION ` + quoteLiteral(conninfo) + ` PUBLICATION ` + name +
+		` WITH (create_slot = false, slot_name = ` + quoteLiteral(name) + `, ` + with + `)`, nil
+}
+
+// conninfoURL rewrites a DSN (URL or keyword/value) as a postgres:// URL.
+// A URL keeps its parameters; keyword/value DSNs are parsed by pgconn and
+// keep host, port, user, password, database and whether TLS is used.
+func conninfoURL(dsn string) (string, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", fmt.Errorf("parse source dsn: %w", err)
+		}
+		return u.String(), nil // url.String percent-encodes what the input left raw
+	}
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return "", fmt.Errorf("parse source dsn: %w", err)
+	}
+	u := url.URL{Scheme: "postgres", Host: net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))), Path: "/" + cfg.Database}
+	if strings.HasPrefix(cfg.Host, "/") { // a Unix socket directory goes in the host parameter
+		u.Host = ""
+	}
+	u.User = url.UserPassword(cfg.User, cfg.Password)
+	q := url.Values{}
+	if strings.HasPrefix(cfg.Host, "/") {
+		q.Set("host", cfg.Host)
+		q.Set("port", strconv.Itoa(int(cfg.Port)))
+	}
+	q.Set("sslmode", sslMode(cfg))
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+// sslMode recovers the sslmode pgconn derived its TLS settings from, as
+// far as a subscription needs it.
+func sslMode(cfg *pgconn.Config) string {
+	if cfg.TLSConfig == nil {
+		return "disable"
+	}
+	for _, fb := range cfg.Fallbacks {
+		if fb.TLSConfig == nil {
+			return "prefer"
+		}
+	}
+	return "require"
+}
+
+// quoteLiteral quotes s as an SQL string literal under
+// standard_conforming_strings (the default since PostgreSQL 9.1).
+func quoteLiteral(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
 
 // waitSynced waits until the initial copy of every table has finished.
 func (r *Registry) waitSynced(ctx context.Context, e *moveEnv) error {
@@ -812,6 +899,7 @@ func (r *Registry) AbortMove(ctx context.Context, id int64) (*Move, error) {
 	if err != nil {
 		return m, err
 	}
+	defer e.release()
 	if err := dropSubscription(ctx, e.tgt, e.src, m.name()); err != nil {
 		return m, err
 	}
@@ -854,11 +942,11 @@ func (r *Registry) DropRetired(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("list retired copies: %w", err)
 	}
 	for _, c := range copies {
-		pool, err := r.pool(ctx, c.db)
+		err := r.withPool(ctx, c.db, func(pool *pgxpool.Pool) error {
+			_, err := pool.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{c.schema}.Sanitize()+` CASCADE`)
+			return err
+		})
 		if err != nil {
-			return 0, err
-		}
-		if _, err := pool.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{c.schema}.Sanitize()+` CASCADE`); err != nil {
 			return 0, fmt.Errorf("drop retired copy %s: %w", c.schema, err)
 		}
 		if _, err := r.control.Exec(ctx, `UPDATE control.retired_copies SET dropped_at = now() WHERE id = $1`, c.id); err != nil {

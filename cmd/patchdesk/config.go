@@ -41,6 +41,8 @@ type config struct {
 	SMTPURL             string
 	MailFrom            string
 	WebhookAllowPrivate bool
+	// SecretKey (base64, 32 bytes) encrypts dedicated databases' DSNs in the control plane.
+	SecretKey string
 }
 
 func (c config) Validate() error {
@@ -65,6 +67,9 @@ func (c config) Validate() error {
 func (c config) Redacted() config {
 	if u, err := url.Parse(c.DatabaseURL); err == nil {
 		c.DatabaseURL = u.Redacted()
+	}
+	if c.SecretKey != "" {
+		c.SecretKey = "xxxxx"
 	}
 	return c
 }
@@ -98,6 +103,7 @@ func bindConfigOnly(fs *flag.FlagSet) *config {
 	fs.StringVar(&c.KafkaAddr, "kafka-addr", cmp.Or(os.Getenv("PATCHDESK_KAFKA_ADDR"), "127.0.0.1:0"), "listen address of the embedded broker (PATCHDESK_KAFKA_ADDR)")
 	fs.StringVar(&c.SMTPURL, "smtp-url", os.Getenv("PATCHDESK_SMTP_URL"), "smtp://host:port for outgoing mail (PATCHDESK_SMTP_URL); empty writes .eml files")
 	fs.StringVar(&c.MailFrom, "mail-from", cmp.Or(os.Getenv("PATCHDESK_MAIL_FROM"), "PatchDesk <notifications@patchdesk.local>"), "From header of emails (PATCHDESK_MAIL_FROM)")
+	fs.StringVar(&c.SecretKey, "secret-key", os.Getenv(tenancy.SecretKeyEnv), "32 bytes, base64: encrypts dedicated databases' URLs ("+tenancy.SecretKeyEnv+")")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", os.Getenv("PATCHDESK_WEBHOOK_ALLOW_PRIVATE") == "true", "allow webhook targets in private ranges (PATCHDESK_WEBHOOK_ALLOW_PRIVATE)")
 	return c
 }
@@ -142,7 +148,25 @@ func openRegistry(ctx context.Context, c *config, log *slog.Logger) (*tenancy.Re
 	if err := tenancy.EnsureDatabase(ctx, c.DatabaseURL); err != nil {
 		return nil, err
 	}
-	return tenancy.Open(ctx, tenancy.Config{DatabaseURL: c.DatabaseURL, Logger: log})
+	cfg := tenancy.Config{DatabaseURL: c.DatabaseURL, Logger: log, ResolveEnv: lookupEnv}
+	if c.SecretKey != "" {
+		key, err := tenancy.ParseSecretKey(c.SecretKey)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", tenancy.SecretKeyEnv, err)
+		}
+		cfg.SecretKey = key
+	}
+	return tenancy.Open(ctx, cfg)
+}
+
+// lookupEnv resolves the env:VAR references of dedicated databases from the
+// process environment.
+func lookupEnv(name string) (string, error) {
+	v, ok := os.LookupEnv(name)
+	if !ok {
+		return "", fmt.Errorf("environment variable %s is not set", name)
+	}
+	return v, nil
 }
 
 func version() string {

@@ -19,12 +19,14 @@ import (
 func TestTenantLifecycleCLI(t *testing.T) {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	t.Setenv("PATCHDESK_SECRET_KEY", base64.StdEncoding.EncodeToString(key))
+	secret := base64.StdEncoding.EncodeToString(key)
 	control, dedicated := tenancytest.NewDatabase(t), tenancytest.NewDatabase(t)
 	ctx := context.Background()
 	cli := func(args ...string) string {
 		t.Helper()
-		out, err := captureStdout(t, func() error { return run(ctx, append(args, "--control-database-url", control)) })
+		out, err := captureStdout(t, func() error {
+			return run(ctx, append(args, "--control-database-url", control, "--secret-key", secret))
+		})
 		if err != nil {
 			t.Fatalf("%v: %v\n%s", args, err, out)
 		}

@@ -2,10 +2,8 @@ package api_test
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -19,12 +17,10 @@ import (
 )
 
 // dedicatedDatabase registers a second database as a dedicated tier, its DSN
-// kept in the environment (as an operator would with env:VAR).
+// stored encrypted with the test secret key.
 func dedicatedDatabase(t testing.TB, s *apitest.Server, id string) {
 	t.Helper()
-	name := "PD_TEST_DSN_" + strings.ToUpper(rand.Text()[:10])
-	os.Setenv(name, tenancytest.NewDatabase(t))
-	if err := s.Reg.AddDatabase(context.Background(), id, tenancy.TierDedicated, "env:"+name); err != nil {
+	if err := s.Reg.AddDatabase(context.Background(), id, tenancy.TierDedicated, tenancytest.NewDatabase(t)); err != nil {
 		t.Fatal(err)
 	}
 }
