@@ -136,13 +136,20 @@ func (r *Registry) Export(ctx context.Context, slug string, w io.Writer) error {
 			return err
 		}
 		m := manifest{Format: 1, Slug: t.Slug, Name: t.Name, SchemaVersion: t.SchemaVersion, Tables: tables, ExportedAt: time.Now().UTC()}
-		b, _ := json.MarshalIndent(m, "", "  ")
+		b, err := json.MarshalIndent(m, "", "  ")
+		if err != nil {
+			return fmt.Errorf("manifest: %w", err)
+		}
 		if err := addFile(tw, "manifest.json", b); err != nil {
 			return err
 		}
 		for _, table := range tables {
+			cols, err := copyColumns(ctx, tx, t.Schema, table)
+			if err != nil {
+				return err
+			}
 			var buf bytes.Buffer
-			sql := `COPY (SELECT ` + copyColumns(ctx, tx, t.Schema, table) + ` FROM ` + pgx.Identifier{t.Schema, table}.Sanitize() + `) TO STDOUT WITH (FORMAT csv, HEADER)`
+			sql := `COPY (SELECT ` + cols + ` FROM ` + pgx.Identifier{t.Schema, table}.Sanitize() + `) TO STDOUT WITH (FORMAT csv, HEADER)`
 			if _, err := tx.Conn().PgConn().CopyTo(ctx, &buf, sql); err != nil {
 				return fmt.Errorf("export %s: %w", table, err)
 			}
@@ -182,23 +189,27 @@ func tenantTables(ctx context.Context, q interface {
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-// copyColumns lists a table's stored columns: generated ones are recomputed on import.
-func copyColumns(ctx context.Context, tx pgx.Tx, schema, table string) string {
+// copyColumns lists a table's stored columns: generated ones are recomputed
+// on import (an export of "*" would carry them and fail to import).
+func copyColumns(ctx context.Context, tx pgx.Tx, schema, table string) (string, error) {
 	rows, err := tx.Query(ctx, `SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
 		JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
 		ORDER BY a.attnum`, schema, table)
 	if err != nil {
-		return "*"
+		return "", fmt.Errorf("columns of %s: %w", table, err)
 	}
 	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil || len(cols) == 0 {
-		return "*"
+	if err != nil {
+		return "", fmt.Errorf("columns of %s: %w", table, err)
+	}
+	if len(cols) == 0 {
+		return "", fmt.Errorf("table %s has no stored columns", table)
 	}
 	for i, c := range cols {
 		cols[i] = pgx.Identifier{c}.Sanitize()
 	}
-	return strings.Join(cols, ", ")
+	return strings.Join(cols, ", "), nil
 }
 
 // Import creates tenant slug from an archive made by Export: a new tenant
@@ -257,7 +268,10 @@ func (r *Registry) Import(ctx context.Context, slug, name string, archive io.Rea
 	})
 	release()
 	if err != nil {
-		_ = r.Delete(context.WithoutCancel(ctx), slug)
+		// Undo the half-imported tenant; if that fails too, say so.
+		if derr := r.Delete(context.WithoutCancel(ctx), slug); derr != nil {
+			err = errors.Join(err, fmt.Errorf("remove the half-imported tenant: %w", derr))
+		}
 		return nil, fmt.Errorf("import %q: %w", slug, err)
 	}
 	r.audit(ctx, t, "tenant.imported", map[string]any{"from": m.Slug, "exported_at": m.ExportedAt})

@@ -130,7 +130,10 @@ func (r *Registry) setMoveState(ctx context.Context, m *Move, state string) erro
 
 func (r *Registry) moveFailed(ctx context.Context, m *Move, cause error) {
 	msg := cause.Error()
-	_, _ = r.control.Exec(context.WithoutCancel(ctx), `UPDATE control.tenant_moves SET error = $2, updated_at = now() WHERE id = $1`, m.ID, msg)
+	if _, err := r.control.Exec(context.WithoutCancel(ctx), `UPDATE control.tenant_moves SET error = $2, updated_at = now() WHERE id = $1`,
+		m.ID, msg); err != nil {
+		r.log.ErrorContext(ctx, "record move failure", "move", m.ID, "tenant", m.Slug, "cause", msg, "err", err)
+	}
 }
 
 // moveEnv is what the steps of a move work with.

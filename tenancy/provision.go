@@ -129,9 +129,12 @@ func (r *Registry) claimSlug(ctx context.Context, t *Tenant) error {
 		}
 		return nil
 	}
-	old, lerr := scanTenant(r.control.QueryRow(ctx, `SELECT `+tenantColumns+` FROM control.tenants WHERE slug = $1`, t.Slug))
-	if lerr != nil {
-		return ErrSlugTaken
+	old, err := scanTenant(r.control.QueryRow(ctx, `SELECT `+tenantColumns+` FROM control.tenants WHERE slug = $1`, t.Slug))
+	if errors.Is(err, ErrTenantNotFound) {
+		return ErrSlugTaken // a concurrent attempt held it and has just let go: the caller may retry
+	}
+	if err != nil {
+		return fmt.Errorf("claim slug: %w", err)
 	}
 	abandoned := old.Status == StatusProvisioning && time.Since(old.CreatedAt) > staleProvisioning
 	if old.Status != StatusFailed && !abandoned {

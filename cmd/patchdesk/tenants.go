@@ -29,8 +29,9 @@ const tenantsUsage = `usage: patchdesk tenants list [--json]
        patchdesk tenants delete SLUG --confirm SLUG
        patchdesk tenants gc          (drop retired copies whose retention passed)
 
-A --database-url given as a URL is stored encrypted with PATCHDESK_SECRET_KEY
-(32 bytes, base64); as env:VAR, only the variable's name is stored.`
+A --database-url given as a URL is stored encrypted with the secret key
+(--secret-key or PATCHDESK_SECRET_KEY: 32 bytes, base64); as env:VAR, only the
+variable's name is stored and every process resolves it from its environment.`
 
 // tenantFlags are the flags of every tenants subcommand.
 type tenantFlags struct {
@@ -95,7 +96,7 @@ func runTenants(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, su
 	}
 	switch sub {
 	case "list":
-		return listTenants(ctx, reg, f.asJSON)
+		return listTenants(ctx, reg, log, f.asJSON)
 	case "create":
 		if err := need(); err != nil {
 			return err
@@ -160,19 +161,24 @@ func runTenants(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, su
 	return fmt.Errorf("unknown subcommand %q\n%s", sub, tenantsUsage)
 }
 
-func listTenants(ctx context.Context, reg *tenancy.Registry, asJSON bool) error {
+func listTenants(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, asJSON bool) error {
 	ts, err := reg.List(ctx)
 	if err != nil {
 		return err
 	}
 	type row struct {
 		*tenancy.Tenant
-		SizeBytes int64 `json:"size_bytes"`
+		SizeBytes *int64 `json:"size_bytes"` // null when its database cannot be reached
 	}
 	rows := make([]row, len(ts))
 	for i, t := range ts {
 		rows[i].Tenant = t
-		rows[i].SizeBytes, _ = reg.Size(ctx, t)
+		n, err := reg.Size(ctx, t)
+		if err != nil {
+			log.WarnContext(ctx, "tenant size unknown", "tenant", t.Slug, "database", t.DatabaseID, "err", err)
+			continue
+		}
+		rows[i].SizeBytes = &n
 	}
 	if asJSON {
 		return json.NewEncoder(os.Stdout).Encode(rows)
@@ -186,7 +192,11 @@ func listTenants(ctx context.Context, reg *tenancy.Registry, asJSON bool) error 
 	return w.Flush()
 }
 
-func humanBytes(n int64) string {
+func humanBytes(p *int64) string {
+	if p == nil {
+		return "?"
+	}
+	n := *p
 	switch {
 	case n >= 1<<30:
 		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
