@@ -36,8 +36,5 @@ func (r *Registry) CachedByID(id uuid.UUID) bool {
 	return ok
 }
 
-// CreateSubscriptionSQL exposes the statement a move subscribes with.
-var CreateSubscriptionSQL = createSubscriptionSQL
-
 // SchemaAndRole derive a tenant's identifiers from its id.
 func SchemaAndRole(id uuid.UUID) (string, string) { return schemaName(id), roleName(id) }

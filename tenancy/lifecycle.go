@@ -182,7 +182,7 @@ func tenantTables(ctx context.Context, q interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
 }, schema string) ([]string, error) {
 	rows, err := q.Query(ctx, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname NOT IN ('goose_db_version', $2) ORDER BY c.relname`, schema, markerTable)
+		WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname NOT IN ('goose_db_version', $2) ORDER BY c.relname`, schema, MoveMarkerTable)
 	if err != nil {
 		return nil, fmt.Errorf("list tables: %w", err)
 	}
@@ -353,4 +353,38 @@ func (r *Registry) Size(ctx context.Context, t *Tenant) (int64, error) {
 		return 0, fmt.Errorf("size of %s: %w", t.Slug, err)
 	}
 	return n, nil
+}
+
+// DropRetired drops the retired copies tier moves left whose retention has
+// passed.
+func (r *Registry) DropRetired(ctx context.Context) (int, error) {
+	rows, err := r.control.Query(ctx, `SELECT id, database_id, schema_name FROM control.retired_copies
+		WHERE dropped_at IS NULL AND drop_after <= now()`)
+	if err != nil {
+		return 0, fmt.Errorf("list retired copies: %w", err)
+	}
+	type copyRow struct {
+		id         int64
+		db, schema string
+	}
+	copies, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (copyRow, error) {
+		var c copyRow
+		return c, row.Scan(&c.id, &c.db, &c.schema)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("list retired copies: %w", err)
+	}
+	for _, c := range copies {
+		err := r.withPool(ctx, c.db, func(pool *pgxpool.Pool) error {
+			_, err := pool.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{c.schema}.Sanitize()+` CASCADE`)
+			return err
+		})
+		if err != nil {
+			return 0, fmt.Errorf("drop retired copy %s: %w", c.schema, err)
+		}
+		if _, err := r.control.Exec(ctx, `UPDATE control.retired_copies SET dropped_at = now() WHERE id = $1`, c.id); err != nil {
+			return 0, err
+		}
+	}
+	return len(copies), nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/patchdesk/patchdesk/modules/members"
 	"github.com/patchdesk/patchdesk/modules/obs"
 	"github.com/patchdesk/patchdesk/tenancy"
+	"github.com/patchdesk/patchdesk/tenancy/move"
 )
 
 const tenantsUsage = `usage: patchdesk tenants list [--json]
@@ -235,19 +236,20 @@ func createTenant(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, 
 }
 
 func moveTenant(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, slug string, f tenantFlags) error {
-	opts := tenancy.MoveOptions{Retain: f.retain, Log: log}
+	mv := move.New(reg)
+	opts := move.Options{Retain: f.retain, Log: log}
 	if f.retain <= 0 {
 		opts.Retain = time.Nanosecond // "0s": retire now (a zero Retain means the default)
 	}
 	var (
-		m   *tenancy.Move
+		m   *move.Move
 		err error
 	)
 	switch {
 	case f.abort != 0:
-		m, err = reg.AbortMove(ctx, f.abort)
+		m, err = mv.Abort(ctx, f.abort)
 	case f.resume != 0:
-		m, err = reg.ResumeMove(ctx, f.resume, opts)
+		m, err = mv.Resume(ctx, f.resume, opts)
 	case slug == "":
 		return fmt.Errorf("missing SLUG\n%s", tenantsUsage)
 	case f.toDatabaseURL != "":
@@ -255,11 +257,11 @@ func moveTenant(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, sl
 		if err := reg.AddDatabase(ctx, id, tenancy.TierDedicated, f.toDatabaseURL); err != nil {
 			return err
 		}
-		m, err = reg.StartMove(ctx, slug, id, opts)
+		m, err = mv.Start(ctx, slug, id, opts)
 	case f.to == tenancy.TierShared:
 		var id string
 		if id, err = reg.SharedDatabase(ctx); err == nil {
-			m, err = reg.StartMove(ctx, slug, id, opts)
+			m, err = mv.Start(ctx, slug, id, opts)
 		}
 	default:
 		return fmt.Errorf("say where: --to-database-url URL or --to shared\n%s", tenantsUsage)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/patchdesk/patchdesk/modules/api/apitest"
 	"github.com/patchdesk/patchdesk/tenancy"
+	"github.com/patchdesk/patchdesk/tenancy/move"
 )
 
 func TestDeleteTenantEverywhere(t *testing.T) {
@@ -22,7 +23,7 @@ func TestDeleteTenantEverywhere(t *testing.T) {
 	dedicatedDatabase(t, s, "dedicated-doomed")
 	// A round trip leaves a retired copy in each database.
 	for _, db := range []string{"dedicated-doomed", "main"} {
-		if _, err := s.Reg.StartMove(ctx, "doomed", db, tenancy.MoveOptions{}); err != nil {
+		if _, err := move.New(s.Reg).Start(ctx, "doomed", db, move.Options{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -110,7 +111,7 @@ func TestSecondProcessFollowsMove(t *testing.T) {
 	if r := sib.Call(t, "POST", "/t/followed/api/v1/tickets", owner, map[string]any{"title": "before", "body": "x"}); r.Status != 201 {
 		t.Fatal(r)
 	}
-	if _, err := s.Reg.StartMove(ctx, "followed", "dedicated-followed", tenancy.MoveOptions{}); err != nil {
+	if _, err := move.New(s.Reg).Start(ctx, "followed", "dedicated-followed", move.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	// ...and follows the move without a restart.

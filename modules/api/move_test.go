@@ -15,6 +15,7 @@ import (
 	"github.com/patchdesk/patchdesk/modules/api"
 	"github.com/patchdesk/patchdesk/modules/api/apitest"
 	"github.com/patchdesk/patchdesk/tenancy"
+	"github.com/patchdesk/patchdesk/tenancy/move"
 	"github.com/patchdesk/patchdesk/tenancy/tenancytest"
 )
 
@@ -73,17 +74,17 @@ func TestMoveUnderLoad(t *testing.T) {
 	wg.Go(func() { bystander.run(t, s, "bystander", other, stop) })
 	time.Sleep(300 * time.Millisecond)
 
-	m, err := s.Reg.StartMove(ctx, "movable", "dedicated-movable", tenancy.MoveOptions{})
+	m, err := move.New(s.Reg).Start(ctx, "movable", "dedicated-movable", move.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tn, _ := s.Reg.Lookup(ctx, "movable")
-	if m.State != tenancy.MoveDone || tn.Tier != tenancy.TierDedicated || tn.DatabaseID != "dedicated-movable" {
+	if m.State != move.Done || tn.Tier != tenancy.TierDedicated || tn.DatabaseID != "dedicated-movable" {
 		t.Fatalf("after moving out: move %+v, tenant %+v", m, tn)
 	}
 	t.Logf("shared → dedicated: freeze %d ms", *m.FreezeMS)
 	time.Sleep(300 * time.Millisecond)
-	back, err := s.Reg.StartMove(ctx, "movable", "main", tenancy.MoveOptions{})
+	back, err := move.New(s.Reg).Start(ctx, "movable", "main", move.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +179,7 @@ func TestMoveCrashAtEachStep(t *testing.T) {
 	}
 	to := map[bool]string{true: "dedicated-crashy", false: "main"}
 	out := true
-	for i, step := range []string{tenancy.MoveCreated, tenancy.MoveTargetReady, tenancy.MoveReplicating, tenancy.MoveSynced, tenancy.MoveSwitched} {
+	for i, step := range []string{move.Created, move.TargetReady, move.Replicating, move.Synced, move.Switched} {
 		for _, resume := range []bool{true, false} {
 			write()
 			crash := func(at string) error {
@@ -187,27 +188,27 @@ func TestMoveCrashAtEachStep(t *testing.T) {
 				}
 				return nil
 			}
-			m, err := s.Reg.StartMove(ctx, "crashy", to[out], tenancy.MoveOptions{Fault: crash})
+			m, err := move.New(s.Reg).Start(ctx, "crashy", to[out], move.Options{Fault: crash})
 			if err == nil || m == nil || m.State != step {
 				t.Fatalf("step %d (%s): want a failure there, got %v in %+v", i, step, err, m)
 			}
 			write() // the tenant keeps serving while the move is stuck
 			before, _ := s.Reg.Lookup(ctx, "crashy")
-			if resume || step == tenancy.MoveSwitched {
-				if m, err = s.Reg.ResumeMove(ctx, m.ID, tenancy.MoveOptions{}); err != nil || m.State != tenancy.MoveDone {
+			if resume || step == move.Switched {
+				if m, err = move.New(s.Reg).Resume(ctx, m.ID, move.Options{}); err != nil || m.State != move.Done {
 					t.Fatalf("resume after a crash before %s: %v %+v", step, err, m)
 				}
 				out = !out
 			} else {
-				if m, err = s.Reg.AbortMove(ctx, m.ID); err != nil || m.State != tenancy.MoveAborted {
+				if m, err = move.New(s.Reg).Abort(ctx, m.ID); err != nil || m.State != move.Aborted {
 					t.Fatalf("abort after a crash before %s: %v %+v", step, err, m)
 				}
 			}
 			after, _ := s.Reg.Lookup(ctx, "crashy")
 			want := before.DatabaseID
-			if m.State == tenancy.MoveDone {
+			if m.State == move.Done {
 				want = to[!out]
-				if step == tenancy.MoveSwitched {
+				if step == move.Switched {
 					want = before.DatabaseID // the switch had happened before the crash
 				}
 			}
@@ -221,8 +222,8 @@ func TestMoveCrashAtEachStep(t *testing.T) {
 		}
 	}
 	// A switched move cannot be aborted.
-	m, err := s.Reg.StartMove(ctx, "crashy", to[out], tenancy.MoveOptions{Fault: func(at string) error {
-		if at == tenancy.MoveSwitched {
+	m, err := move.New(s.Reg).Start(ctx, "crashy", to[out], move.Options{Fault: func(at string) error {
+		if at == move.Switched {
 			return fmt.Errorf("stop after the switch")
 		}
 		return nil
@@ -230,10 +231,10 @@ func TestMoveCrashAtEachStep(t *testing.T) {
 	if err == nil {
 		t.Fatal("expected the injected failure")
 	}
-	if _, err := s.Reg.AbortMove(ctx, m.ID); !errors.Is(err, tenancy.ErrMoveFinished) {
+	if _, err := move.New(s.Reg).Abort(ctx, m.ID); !errors.Is(err, move.ErrFinished) {
 		t.Fatalf("aborting a switched move: %v", err)
 	}
-	if _, err := s.Reg.ResumeMove(ctx, m.ID, tenancy.MoveOptions{}); err != nil {
+	if _, err := move.New(s.Reg).Resume(ctx, m.ID, move.Options{}); err != nil {
 		t.Fatal(err)
 	}
 }

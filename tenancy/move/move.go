@@ -1,4 +1,8 @@
-package tenancy
+// Package move moves a tenant between databases while it keeps serving:
+// logical replication of the tenant's schema, a sub-second write freeze to
+// switch, row-for-row verification, every step recorded in
+// control.tenant_moves and resumable (docs/adr/0005-tier-moves.md).
+package move
 
 import (
 	"cmp"
@@ -17,28 +21,39 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/patchdesk/patchdesk/tenancy"
 )
 
 // Move states, in order. A move interrupted in any state can be resumed
 // (each step is idempotent) or, before "switched", aborted.
 const (
-	MoveCreated     = "created"      // recorded; nothing built yet
-	MoveTargetReady = "target_ready" // schema, role and migrations exist in the target, empty
-	MoveReplicating = "replicating"  // publication, slot and subscription exist; initial copy running
-	MoveSynced      = "synced"       // initial copy done; changes stream continuously
-	MoveSwitched    = "switched"     // placement flipped; the source copy is sealed
-	MoveCleaned     = "cleaned"      // replication removed; the source copy retired
-	MoveDone        = "done"
-	MoveAborted     = "aborted"
+	Created     = "created"      // recorded; nothing built yet
+	TargetReady = "target_ready" // schema, role and migrations exist in the target, empty
+	Replicating = "replicating"  // publication, slot and subscription exist; initial copy running
+	Synced      = "synced"       // initial copy done; changes stream continuously
+	Switched    = "switched"     // placement flipped; the source copy is sealed
+	Cleaned     = "cleaned"      // replication removed; the source copy retired
+	Done        = "done"
+	Aborted     = "aborted"
 )
 
 // markerTable is replicated with the tenant's tables during a move: a token
 // written to it once the freeze holds the tenant's locks proves, when it
 // shows up in the target, that every earlier commit has been applied there.
-const markerTable = "_patchdesk_move_marker"
+const markerTable = tenancy.MoveMarkerTable
 
-// MoveOptions tunes a move.
-type MoveOptions struct {
+// Mover runs tier moves for a registry.
+type Mover struct {
+	reg *tenancy.Registry
+	op  tenancy.Operator
+}
+
+// New returns a Mover working on the registry's databases.
+func New(reg *tenancy.Registry) *Mover { return &Mover{reg: reg, op: reg.Operator()} }
+
+// Options tunes a move.
+type Options struct {
 	// Retain keeps the retired source copy this long before it is dropped (default 24h).
 	Retain time.Duration
 	// SyncTimeout bounds the initial copy (default 1h).
@@ -50,7 +65,7 @@ type MoveOptions struct {
 	Log   *slog.Logger
 }
 
-func (o *MoveOptions) defaults() {
+func (o *Options) defaults() {
 	o.Retain = cmp.Or(o.Retain, 24*time.Hour)
 	o.SyncTimeout = cmp.Or(o.SyncTimeout, time.Hour)
 	o.CatchUpTimeout = cmp.Or(o.CatchUpTimeout, 5*time.Second)
@@ -73,41 +88,43 @@ type Move struct {
 
 // name is the move's publication, slot and subscription name: slots and
 // subscriptions are cluster-wide, so it carries the tenant id too.
-func (m *Move) name() string { return "pdm_" + hexID(m.TenantID) + "_" + strconv.FormatInt(m.ID, 10) }
+func (m *Move) name() string {
+	return "pdm_" + strings.ReplaceAll(m.TenantID.String(), "-", "") + "_" + strconv.FormatInt(m.ID, 10)
+}
 
-// ErrMoveFinished refuses to abort a move whose switch already happened.
-var ErrMoveFinished = errors.New("the move has switched; move the tenant back instead")
+// ErrFinished refuses to abort a move whose switch already happened.
+var ErrFinished = errors.New("the move has switched; move the tenant back instead")
 
-// StartMove moves a tenant to another registered database while it keeps
+// Start moves a tenant to another registered database while it keeps
 // serving, and runs the move to completion.
-func (r *Registry) StartMove(ctx context.Context, slug, toDatabaseID string, opts MoveOptions) (*Move, error) {
-	t, err := r.Lookup(ctx, slug)
+func (mv *Mover) Start(ctx context.Context, slug, toDatabaseID string, opts Options) (*Move, error) {
+	t, err := mv.reg.Lookup(ctx, slug)
 	if err != nil {
 		return nil, err
 	}
 	if t.DatabaseID == toDatabaseID {
 		return nil, fmt.Errorf("move %s: already in database %s", slug, toDatabaseID)
 	}
-	if t.SchemaVersion != r.latest {
-		return nil, fmt.Errorf("move %s: schema at version %d, not %d: run migrate first", slug, t.SchemaVersion, r.latest)
+	if t.SchemaVersion != mv.reg.LatestVersion() {
+		return nil, fmt.Errorf("move %s: schema at version %d, not %d: run migrate first", slug, t.SchemaVersion, mv.reg.LatestVersion())
 	}
 	var id int64
-	err = r.control.QueryRow(ctx, `INSERT INTO control.tenant_moves (tenant_id, from_database, to_database, state)
-		VALUES ($1, $2, $3, $4) RETURNING id`, t.ID, t.DatabaseID, toDatabaseID, MoveCreated).Scan(&id)
+	err = mv.op.Control().QueryRow(ctx, `INSERT INTO control.tenant_moves (tenant_id, from_database, to_database, state)
+		VALUES ($1, $2, $3, $4) RETURNING id`, t.ID, t.DatabaseID, toDatabaseID, Created).Scan(&id)
 	if isUniqueViolation(err) {
 		return nil, fmt.Errorf("move %s: another move of this tenant is unfinished; resume or abort it", slug)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("move %s: %w", slug, err)
 	}
-	r.audit(ctx, t, "tenant.move_started", map[string]any{"move": id, "from": t.DatabaseID, "to": toDatabaseID})
-	return r.ResumeMove(ctx, id, opts)
+	mv.op.Audit(ctx, t, "tenant.move_started", map[string]any{"move": id, "from": t.DatabaseID, "to": toDatabaseID})
+	return mv.Resume(ctx, id, opts)
 }
 
-// LoadMove reads a move.
-func (r *Registry) LoadMove(ctx context.Context, id int64) (*Move, error) {
+// Load reads a move.
+func (mv *Mover) Load(ctx context.Context, id int64) (*Move, error) {
 	var m Move
-	err := r.control.QueryRow(ctx, `SELECT m.id, m.tenant_id, t.slug, m.from_database, m.to_database, m.state, m.freeze_ms, m.error
+	err := mv.op.Control().QueryRow(ctx, `SELECT m.id, m.tenant_id, t.slug, m.from_database, m.to_database, m.state, m.freeze_ms, m.error
 		FROM control.tenant_moves m JOIN control.tenants t ON t.id = m.tenant_id WHERE m.id = $1`, id).
 		Scan(&m.ID, &m.TenantID, &m.Slug, &m.From, &m.To, &m.State, &m.FreezeMS, &m.Error)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -119,8 +136,8 @@ func (r *Registry) LoadMove(ctx context.Context, id int64) (*Move, error) {
 	return &m, nil
 }
 
-func (r *Registry) setMoveState(ctx context.Context, m *Move, state string) error {
-	if _, err := r.control.Exec(ctx, `UPDATE control.tenant_moves SET state = $2, error = NULL, updated_at = now() WHERE id = $1`,
+func (mv *Mover) setMoveState(ctx context.Context, m *Move, state string) error {
+	if _, err := mv.op.Control().Exec(ctx, `UPDATE control.tenant_moves SET state = $2, error = NULL, updated_at = now() WHERE id = $1`,
 		m.ID, state); err != nil {
 		return fmt.Errorf("record move state: %w", err)
 	}
@@ -128,28 +145,30 @@ func (r *Registry) setMoveState(ctx context.Context, m *Move, state string) erro
 	return nil
 }
 
-func (r *Registry) moveFailed(ctx context.Context, m *Move, cause error) {
+func (mv *Mover) moveFailed(ctx context.Context, m *Move, cause error) {
 	msg := cause.Error()
-	if _, err := r.control.Exec(context.WithoutCancel(ctx), `UPDATE control.tenant_moves SET error = $2, updated_at = now() WHERE id = $1`,
+	if _, err := mv.op.Control().Exec(context.WithoutCancel(ctx), `UPDATE control.tenant_moves SET error = $2, updated_at = now() WHERE id = $1`,
 		m.ID, msg); err != nil {
-		r.log.ErrorContext(ctx, "record move failure", "move", m.ID, "tenant", m.Slug, "cause", msg, "err", err)
+		mv.op.Log().ErrorContext(ctx, "record move failure", "move", m.ID, "tenant", m.Slug, "cause", msg, "err", err)
 	}
 }
 
 // moveEnv is what the steps of a move work with.
 type moveEnv struct {
 	m        *Move
-	t        *Tenant // the tenant as placed in the source
+	t        *tenancy.Tenant // the tenant as placed in the source
 	src, tgt *pgxpool.Pool
 	tables   []string // the tenant's tables, without the marker
-	opts     MoveOptions
+	opts     Options
 	release  func() // ends the leases on src and tgt
+	// freezeKey is the tenant's freeze lock (tenancy.Operator.FreezeKey).
+	freezeKey [2]int32
 }
 
-// ResumeMove continues a move from its recorded state to the end.
-func (r *Registry) ResumeMove(ctx context.Context, id int64, opts MoveOptions) (*Move, error) {
+// Resume continues a move from its recorded state to the end.
+func (mv *Mover) Resume(ctx context.Context, id int64, opts Options) (*Move, error) {
 	opts.defaults()
-	m, err := r.LoadMove(ctx, id)
+	m, err := mv.Load(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -157,47 +176,47 @@ func (r *Registry) ResumeMove(ctx context.Context, id int64, opts MoveOptions) (
 		from, to, name string
 		run            func(context.Context, *moveEnv) error
 	}{
-		{MoveCreated, MoveTargetReady, "prepare target", r.prepareTarget},
-		{MoveTargetReady, MoveReplicating, "start replication", r.startReplication},
-		{MoveReplicating, MoveSynced, "initial copy", r.waitSynced},
-		{MoveSynced, MoveSwitched, "switch", r.freezeAndSwitch},
-		{MoveSwitched, MoveCleaned, "clean up", r.cleanUp},
+		{Created, TargetReady, "prepare target", mv.prepareTarget},
+		{TargetReady, Replicating, "start replication", mv.startReplication},
+		{Replicating, Synced, "initial copy", mv.waitSynced},
+		{Synced, Switched, "switch", mv.freezeAndSwitch},
+		{Switched, Cleaned, "clean up", mv.cleanUp},
 	}
 	for _, st := range steps {
 		if m.State != st.from {
 			continue
 		}
-		env, err := r.moveEnv(ctx, m, opts)
+		env, err := mv.moveEnv(ctx, m, opts)
 		if err == nil {
-			err = r.runStep(ctx, env, st.name, st.from, st.run)
+			err = mv.runStep(ctx, env, st.name, st.from, st.run)
 		}
-		if err == nil && st.to != MoveSwitched { // the switch records its own state atomically with the flip
-			err = r.setMoveState(ctx, m, st.to)
+		if err == nil && st.to != Switched { // the switch records its own state atomically with the flip
+			err = mv.setMoveState(ctx, m, st.to)
 		}
 		if err != nil {
-			r.moveFailed(ctx, m, err)
+			mv.moveFailed(ctx, m, err)
 			return m, fmt.Errorf("move %d (%s) at %s: %w", m.ID, m.Slug, st.name, err)
 		}
 		m.State = st.to
 	}
-	if m.State == MoveCleaned {
-		if err := r.setMoveState(ctx, m, MoveDone); err != nil {
+	if m.State == Cleaned {
+		if err := mv.setMoveState(ctx, m, Done); err != nil {
 			return m, err
 		}
-		t, err := r.lookupID(ctx, m.TenantID)
+		t, err := mv.op.TenantByID(ctx, m.TenantID)
 		switch {
 		case err == nil:
-			r.audit(ctx, t, "tenant.moved", map[string]any{"move": m.ID, "from": m.From, "to": m.To, "freeze_ms": m.FreezeMS})
-		case !errors.Is(err, ErrTenantNotFound): // deleted meanwhile: nothing to audit
+			mv.op.Audit(ctx, t, "tenant.moved", map[string]any{"move": m.ID, "from": m.From, "to": m.To, "freeze_ms": m.FreezeMS})
+		case !errors.Is(err, tenancy.ErrTenantNotFound): // deleted meanwhile: nothing to audit
 			return m, fmt.Errorf("move %d (%s): audit: %w", m.ID, m.Slug, err)
 		}
 	}
-	return r.LoadMove(ctx, id)
+	return mv.Load(ctx, id)
 }
 
 // runStep runs one step of a move with its pools leased, after the test
 // fault hook.
-func (r *Registry) runStep(ctx context.Context, env *moveEnv, name, state string, run func(context.Context, *moveEnv) error) error {
+func (mv *Mover) runStep(ctx context.Context, env *moveEnv, name, state string, run func(context.Context, *moveEnv) error) error {
 	defer env.release()
 	if env.opts.Fault != nil {
 		if err := env.opts.Fault(state); err != nil {
@@ -210,17 +229,17 @@ func (r *Registry) runStep(ctx context.Context, env *moveEnv, name, state string
 	return err
 }
 
-func (r *Registry) moveEnv(ctx context.Context, m *Move, opts MoveOptions) (*moveEnv, error) {
-	t, err := r.lookupID(ctx, m.TenantID)
+func (mv *Mover) moveEnv(ctx context.Context, m *Move, opts Options) (*moveEnv, error) {
+	t, err := mv.op.TenantByID(ctx, m.TenantID)
 	if err != nil {
 		return nil, err
 	}
 	// Leased for the step, which may poll for an hour: no idling under it.
-	src, releaseSrc, err := r.pool(ctx, m.From)
+	src, releaseSrc, err := mv.op.Pool(ctx, m.From)
 	if err != nil {
 		return nil, err
 	}
-	tgt, releaseTgt, err := r.pool(ctx, m.To)
+	tgt, releaseTgt, err := mv.op.Pool(ctx, m.To)
 	if err != nil {
 		releaseSrc()
 		return nil, err
@@ -242,7 +261,8 @@ func (r *Registry) moveEnv(ctx context.Context, m *Move, opts MoveOptions) (*mov
 		release()
 		return nil, fmt.Errorf("list tenant tables: %w", err)
 	}
-	return &moveEnv{m: m, t: t, src: src, tgt: tgt, tables: tables, opts: opts, release: release}, nil
+	hi, lo := mv.op.FreezeKey(t)
+	return &moveEnv{m: m, t: t, src: src, tgt: tgt, tables: tables, opts: opts, release: release, freezeKey: [2]int32{hi, lo}}, nil
 }
 
 func (e *moveEnv) qualified(table string) string { return pgx.Identifier{e.t.Schema, table}.Sanitize() }
@@ -258,18 +278,15 @@ func (e *moveEnv) tableList() string {
 // prepareTarget builds an empty copy of the tenant's schema in the target:
 // role, schema, migrations at the same version, tables emptied (the initial
 // copy brings their rows), and the marker table.
-func (r *Registry) prepareTarget(ctx context.Context, e *moveEnv) error {
+func (mv *Mover) prepareTarget(ctx context.Context, e *moveEnv) error {
 	if err := dropSubscription(ctx, e.tgt, e.src, e.m.name()); err != nil {
 		return err
 	}
 	if _, err := e.tgt.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{e.t.Schema}.Sanitize()+` CASCADE`); err != nil {
 		return fmt.Errorf("clear target schema: %w", err)
 	}
-	if err := createSchemaAndRole(ctx, e.tgt, e.t); err != nil {
-		return err
-	}
-	if _, err := runGoose(ctx, poolDSN(e.tgt), e.t.Schema, r.cfg.TenantMigrations, lockID(e.t.ID)); err != nil {
-		return fmt.Errorf("migrate target schema: %w", err)
+	if err := mv.op.BuildSchema(ctx, e.tgt, e.t); err != nil {
+		return fmt.Errorf("build target schema: %w", err)
 	}
 	schema, role := pgx.Identifier{e.t.Schema}.Sanitize(), pgx.Identifier{e.t.Role}.Sanitize()
 	return pgx.BeginFunc(ctx, e.tgt, func(tx pgx.Tx) error {
@@ -293,7 +310,7 @@ func (r *Registry) prepareTarget(ctx context.Context, e *moveEnv) error {
 // startReplication publishes the tenant's schema from the source and
 // subscribes the target to it. The slot is created separately because a
 // subscription cannot create its slot on the server it runs on.
-func (r *Registry) startReplication(ctx context.Context, e *moveEnv) error {
+func (mv *Mover) startReplication(ctx context.Context, e *moveEnv) error {
 	name := e.m.name()
 	schema, role := pgx.Identifier{e.t.Schema}.Sanitize(), pgx.Identifier{e.t.Role}.Sanitize()
 	src := []string{
@@ -326,7 +343,7 @@ func (r *Registry) startReplication(ctx context.Context, e *moveEnv) error {
 		return fmt.Errorf("find subscription: %w", err)
 	}
 	if !exists {
-		sql, err := createSubscriptionSQL(name, poolDSN(e.src), "copy_data = true")
+		sql, err := createSubscriptionSQL(name, e.src.Config().ConnString(), "copy_data = true")
 		if err != nil {
 			return err
 		}
@@ -401,7 +418,7 @@ func sslMode(cfg *pgconn.Config) string {
 func quoteLiteral(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
 
 // waitSynced waits until the initial copy of every table has finished.
-func (r *Registry) waitSynced(ctx context.Context, e *moveEnv) error {
+func (mv *Mover) waitSynced(ctx context.Context, e *moveEnv) error {
 	deadline := time.Now().Add(e.opts.SyncTimeout)
 	for {
 		var pending, total int
@@ -431,7 +448,7 @@ func (r *Registry) waitSynced(ctx context.Context, e *moveEnv) error {
 // (its tenant role loses all rights, so queued transactions fail there and
 // tenancy.Tx retries them on the new placement), then flips the placement
 // and tells every process.
-func (r *Registry) freezeAndSwitch(ctx context.Context, e *moveEnv) error {
+func (mv *Mover) freezeAndSwitch(ctx context.Context, e *moveEnv) error {
 	// The freeze holds back every tenant transaction, which hold pooled
 	// connections while they wait: the mover must not need the pool itself.
 	conns, err := e.ownConns(ctx)
@@ -455,7 +472,7 @@ func (r *Registry) freezeAndSwitch(ctx context.Context, e *moveEnv) error {
 		name string
 		fn   func() error
 	}{
-		{"outbox", func() error { return r.handOverOutbox(ctx, e, tx, conns.target) }},
+		{"outbox", func() error { return mv.handOverOutbox(ctx, e, tx, conns.target) }},
 		{"catch-up", func() error { return e.awaitMarker(ctx, conns.marker, conns.target) }},
 		{"verify", func() error { return e.verify(ctx, tx, conns.target) }},
 		{"sequences", func() error { return e.advanceSequences(ctx, conns.target) }},
@@ -470,7 +487,7 @@ func (r *Registry) freezeAndSwitch(ctx context.Context, e *moveEnv) error {
 	if err != nil {
 		return fmt.Errorf("freeze: %w", err)
 	}
-	err = phase("flip", func() error { return r.flipPlacement(ctx, e, frozen) })
+	err = phase("flip", func() error { return mv.flipPlacement(ctx, e, frozen) })
 	e.opts.Log.InfoContext(ctx, "move freeze", "move", e.m.ID, "tenant", e.t.Slug, "total", time.Since(frozen), "phases", phases)
 	return err
 }
@@ -509,7 +526,7 @@ func (e *moveEnv) ownConns(ctx context.Context) (*moveConns, error) {
 // holding the queue up: the attempt is given up and retried. It returns the
 // transaction and when the queueing began.
 func (e *moveEnv) freeze(ctx context.Context, conn *pgx.Conn) (pgx.Tx, time.Time, error) {
-	hi, lo := freezeKey(e.t)
+	hi, lo := e.freezeKey[0], e.freezeKey[1]
 	var last error
 	for attempt := 0; attempt < 20; attempt++ {
 		tx, err := conn.Begin(ctx)
@@ -538,7 +555,7 @@ func (e *moveEnv) freeze(ctx context.Context, conn *pgx.Conn) (pgx.Tx, time.Time
 // handOverOutbox moves the tenant's unpublished outbox rows to the target's
 // outbox (same event ids, so consumers deduplicate if the relay also
 // published some), deleting them from the source in the freeze transaction.
-func (r *Registry) handOverOutbox(ctx context.Context, e *moveEnv, tx pgx.Tx, target *pgx.Conn) error {
+func (mv *Mover) handOverOutbox(ctx context.Context, e *moveEnv, tx pgx.Tx, target *pgx.Conn) error {
 	rows, err := tx.Query(ctx, `DELETE FROM infra.outbox WHERE tenant_id = $1 AND published_at IS NULL
 		RETURNING event_id, tenant_id, ticket_id, type, payload, created_at`, e.t.ID)
 	if err != nil {
@@ -706,7 +723,7 @@ func (e *moveEnv) advanceSequences(ctx context.Context, target *pgx.Conn) error 
 
 // sealSchema takes every right on the schema away from the tenant's role:
 // whatever still reaches this copy fails (and tenancy.Tx follows the move).
-func sealSchema(ctx context.Context, tx pgx.Tx, t *Tenant) error {
+func sealSchema(ctx context.Context, tx pgx.Tx, t *tenancy.Tenant) error {
 	schema, role := pgx.Identifier{t.Schema}.Sanitize(), pgx.Identifier{t.Role}.Sanitize()
 	for _, s := range []string{
 		`REVOKE ALL ON ALL TABLES IN SCHEMA ` + schema + ` FROM ` + role,
@@ -721,7 +738,7 @@ func sealSchema(ctx context.Context, tx pgx.Tx, t *Tenant) error {
 }
 
 // unsealSchema gives the tenant's role its rights back (aborting a move).
-func unsealSchema(ctx context.Context, pool *pgxpool.Pool, t *Tenant) error {
+func unsealSchema(ctx context.Context, pool *pgxpool.Pool, t *tenancy.Tenant) error {
 	schema, role := pgx.Identifier{t.Schema}.Sanitize(), pgx.Identifier{t.Role}.Sanitize()
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		for _, s := range []string{
@@ -748,8 +765,8 @@ func unsealSchema(ctx context.Context, pool *pgxpool.Pool, t *Tenant) error {
 
 // flipPlacement points the tenant at the target, records the switch and the
 // freeze time in the same control transaction, and notifies every process.
-func (r *Registry) flipPlacement(ctx context.Context, e *moveEnv, frozen time.Time) error {
-	return pgx.BeginFunc(ctx, r.control, func(tx pgx.Tx) error {
+func (mv *Mover) flipPlacement(ctx context.Context, e *moveEnv, frozen time.Time) error {
+	return pgx.BeginFunc(ctx, mv.op.Control(), func(tx pgx.Tx) error {
 		var kind string
 		if err := tx.QueryRow(ctx, `SELECT kind FROM control.databases WHERE id = $1`, e.m.To).Scan(&kind); err != nil {
 			return fmt.Errorf("target database: %w", err)
@@ -760,12 +777,11 @@ func (r *Registry) flipPlacement(ctx context.Context, e *moveEnv, frozen time.Ti
 		}
 		freeze := int(time.Since(frozen).Milliseconds())
 		if _, err := tx.Exec(ctx, `UPDATE control.tenant_moves SET state = $2, freeze_ms = $3, error = NULL, updated_at = now()
-			WHERE id = $1`, e.m.ID, MoveSwitched, freeze); err != nil {
+			WHERE id = $1`, e.m.ID, Switched, freeze); err != nil {
 			return fmt.Errorf("record switch: %w", err)
 		}
 		e.m.FreezeMS = &freeze
-		_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, placementChannel, e.t.Slug)
-		return err
+		return mv.op.NotifyChangedTx(ctx, tx, e.t.Slug)
 	})
 }
 
@@ -852,7 +868,7 @@ func dropPublication(ctx context.Context, pool *pgxpool.Pool, name string) error
 
 // cleanUp removes the replication and retires the sealed source copy: the
 // schema is renamed and recorded, to be dropped after the retention.
-func (r *Registry) cleanUp(ctx context.Context, e *moveEnv) error {
+func (mv *Mover) cleanUp(ctx context.Context, e *moveEnv) error {
 	if err := dropSubscription(ctx, e.tgt, e.src, e.m.name()); err != nil {
 		return err
 	}
@@ -874,7 +890,7 @@ func (r *Registry) cleanUp(ctx context.Context, e *moveEnv) error {
 		if _, err := tx.Exec(ctx, `ALTER SCHEMA `+pgx.Identifier{e.t.Schema}.Sanitize()+` RENAME TO `+pgx.Identifier{retired}.Sanitize()); err != nil {
 			return fmt.Errorf("retire source copy: %w", err)
 		}
-		_, err := r.control.Exec(ctx, `INSERT INTO control.retired_copies (tenant_id, database_id, schema_name, drop_after)
+		_, err := mv.op.Control().Exec(ctx, `INSERT INTO control.retired_copies (tenant_id, database_id, schema_name, drop_after)
 			VALUES ($1, $2, $3, now() + make_interval(secs => $4))`, e.t.ID, e.m.From, retired, e.opts.Retain.Seconds())
 		return err
 	})
@@ -884,21 +900,21 @@ func retiredName(schema string, moveID int64) string {
 	return schema + "_r" + strconv.FormatInt(moveID, 10)
 }
 
-// AbortMove rolls an unfinished move back: the replication and the target
+// Abort rolls an unfinished move back: the replication and the target
 // copy are removed and the source copy is unsealed. A move that switched
 // cannot be aborted (the target has taken writes); move the tenant back.
-func (r *Registry) AbortMove(ctx context.Context, id int64) (*Move, error) {
-	m, err := r.LoadMove(ctx, id)
+func (mv *Mover) Abort(ctx context.Context, id int64) (*Move, error) {
+	m, err := mv.Load(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	switch m.State {
-	case MoveAborted:
+	case Aborted:
 		return m, nil
-	case MoveSwitched, MoveCleaned, MoveDone:
-		return m, fmt.Errorf("abort move %d: %w", id, ErrMoveFinished)
+	case Switched, Cleaned, Done:
+		return m, fmt.Errorf("abort move %d: %w", id, ErrFinished)
 	}
-	e, err := r.moveEnv(ctx, m, MoveOptions{})
+	e, err := mv.moveEnv(ctx, m, Options{})
 	if err != nil {
 		return m, err
 	}
@@ -918,43 +934,15 @@ func (r *Registry) AbortMove(ctx context.Context, id int64) (*Move, error) {
 	if err := unsealSchema(ctx, e.src, e.t); err != nil {
 		return m, err
 	}
-	if err := r.setMoveState(ctx, m, MoveAborted); err != nil {
+	if err := mv.setMoveState(ctx, m, Aborted); err != nil {
 		return m, err
 	}
-	r.notifyChanged(ctx, e.t.Slug)
-	r.audit(ctx, e.t, "tenant.move_aborted", map[string]any{"move": m.ID})
-	return r.LoadMove(ctx, id)
+	mv.op.NotifyChanged(ctx, e.t.Slug)
+	mv.op.Audit(ctx, e.t, "tenant.move_aborted", map[string]any{"move": m.ID})
+	return mv.Load(ctx, id)
 }
 
-// DropRetired drops retired copies whose retention has passed.
-func (r *Registry) DropRetired(ctx context.Context) (int, error) {
-	rows, err := r.control.Query(ctx, `SELECT id, database_id, schema_name FROM control.retired_copies
-		WHERE dropped_at IS NULL AND drop_after <= now()`)
-	if err != nil {
-		return 0, fmt.Errorf("list retired copies: %w", err)
-	}
-	type copyRow struct {
-		id         int64
-		db, schema string
-	}
-	copies, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (copyRow, error) {
-		var c copyRow
-		return c, row.Scan(&c.id, &c.db, &c.schema)
-	})
-	if err != nil {
-		return 0, fmt.Errorf("list retired copies: %w", err)
-	}
-	for _, c := range copies {
-		err := r.withPool(ctx, c.db, func(pool *pgxpool.Pool) error {
-			_, err := pool.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{c.schema}.Sanitize()+` CASCADE`)
-			return err
-		})
-		if err != nil {
-			return 0, fmt.Errorf("drop retired copy %s: %w", c.schema, err)
-		}
-		if _, err := r.control.Exec(ctx, `UPDATE control.retired_copies SET dropped_at = now() WHERE id = $1`, c.id); err != nil {
-			return 0, err
-		}
-	}
-	return len(copies), nil
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
