@@ -16,6 +16,7 @@ import (
 	"github.com/patchdesk/patchdesk/modules/members"
 	"github.com/patchdesk/patchdesk/modules/obs"
 	"github.com/patchdesk/patchdesk/tenancy"
+	"github.com/patchdesk/patchdesk/tenancy/archive"
 	"github.com/patchdesk/patchdesk/tenancy/move"
 )
 
@@ -133,7 +134,7 @@ func runTenants(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, su
 			return err
 		}
 		defer file.Close()
-		t, err := reg.Import(ctx, f.slug, f.name, file)
+		t, err := archive.Import(ctx, reg, f.slug, f.name, file)
 		if err != nil {
 			return err
 		}
@@ -288,7 +289,7 @@ func exportTenant(ctx context.Context, reg *tenancy.Registry, slug, out string) 
 	if err != nil {
 		return err
 	}
-	if err := reg.Export(ctx, slug, file); err != nil {
+	if err := archive.Export(ctx, reg, slug, file); err != nil {
 		file.Close()
 		os.Remove(tmp)
 		return err
