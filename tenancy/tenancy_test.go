@@ -18,6 +18,7 @@ import (
 
 	tenantmigrations "github.com/patchdesk/patchdesk/migrations/tenant"
 	"github.com/patchdesk/patchdesk/tenancy"
+	"github.com/patchdesk/patchdesk/tenancy/router"
 	"github.com/patchdesk/patchdesk/tenancy/tenancytest"
 )
 
@@ -239,7 +240,7 @@ func TestMigrateFleetWithOneBrokenTenant(t *testing.T) {
 	if _, err := v2.Resolve(ctx, victim.Slug); err != nil {
 		t.Fatal(err)
 	}
-	h := v2.Middleware("", func(w http.ResponseWriter, r *http.Request, err error) {
+	h := router.Middleware(v2, "", func(w http.ResponseWriter, r *http.Request, err error) {
 		if errors.Is(err, tenancy.ErrTenantBehind) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
@@ -282,7 +283,7 @@ func TestRouterStatuses(t *testing.T) {
 	reg := tenancytest.New(t, nil)
 	tn := provision(t, reg, "routed")
 	var seen *tenancy.Tenant
-	h := reg.Middleware("example.test", func(w http.ResponseWriter, r *http.Request, err error) {
+	h := router.Middleware(reg, "example.test", func(w http.ResponseWriter, r *http.Request, err error) {
 		switch {
 		case errors.Is(err, tenancy.ErrTenantNotFound):
 			w.WriteHeader(http.StatusNotFound)

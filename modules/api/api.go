@@ -25,6 +25,7 @@ import (
 	"github.com/patchdesk/patchdesk/modules/search"
 	"github.com/patchdesk/patchdesk/modules/tickets"
 	"github.com/patchdesk/patchdesk/tenancy"
+	"github.com/patchdesk/patchdesk/tenancy/router"
 )
 
 // Config configures the HTTP surface and the modules behind it.
@@ -143,7 +144,7 @@ func handler(d deps) http.Handler {
 	root := opsRouter(d)
 	d.members.GlobalRoutes(root)
 
-	tenantMW := d.reg.Middleware(d.cfg.BaseDomain, respond.Error, func(r *http.Request, t *tenancy.Tenant) {
+	tenantMW := router.Middleware(d.reg, d.cfg.BaseDomain, respond.Error, func(r *http.Request, t *tenancy.Tenant) {
 		obs.SetTenant(r, t.Slug)
 	})
 	if d.cfg.BaseDomain != "" {
