@@ -101,17 +101,18 @@ func (s *poolSet) openShared(ctx context.Context, key string) error {
 			return nil, err
 		}
 		s.mu.Lock()
-		defer s.mu.Unlock()
-		if _, exists := s.entries[key]; s.closed || exists {
-			if !shared {
-				go p.Close() // Close waits for connections; not under the mutex
-			}
-			if s.closed {
-				return nil, errRegistryClosed
-			}
-			return nil, nil
+		_, exists := s.entries[key]
+		closed := s.closed
+		if !closed && !exists {
+			s.entries[key] = &poolEntry{pool: p, shared: shared, lastUsed: time.Now()}
 		}
-		s.entries[key] = &poolEntry{pool: p, shared: shared, lastUsed: time.Now()}
+		s.mu.Unlock()
+		if (closed || exists) && !shared {
+			p.Close() // not under the mutex: Close waits for connections
+		}
+		if closed {
+			return nil, errRegistryClosed
+		}
 		return nil, nil
 	})
 	select {
