@@ -27,8 +27,8 @@ type poolSet struct {
 	open func(ctx context.Context, key string) (p *pgxpool.Pool, shared bool, err error)
 	// openTimeout bounds an open, which outlives the caller that started it.
 	openTimeout time.Duration
-	// life ends when the registry closes, cancelling opens in flight.
-	life context.Context
+	// closing is closed when the registry closes, cancelling opens in flight.
+	closing <-chan struct{}
 
 	flight singleflight.Group
 
@@ -94,8 +94,17 @@ func (s *poolSet) release(e *poolEntry) {
 // started; the caller's ctx bounds only its own wait.
 func (s *poolSet) openShared(ctx context.Context, key string) error {
 	ch := s.flight.DoChan(key, func() (any, error) {
-		octx, cancel := context.WithTimeout(s.life, s.openTimeout)
+		// Detached from the first caller, whose wait may end before the
+		// open; bounded by the timeout and the registry's life instead.
+		octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.openTimeout)
 		defer cancel()
+		go func() {
+			select {
+			case <-s.closing:
+				cancel()
+			case <-octx.Done():
+			}
+		}()
 		p, shared, err := s.open(octx, key)
 		if err != nil {
 			return nil, err

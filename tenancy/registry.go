@@ -62,7 +62,8 @@ type Registry struct {
 	// pools hold the tenant databases' pools for transactions; jobPools
 	// River's, which are never idled.
 	pools, jobPools *poolSet
-	stop            context.CancelFunc
+	closing         chan struct{}
+	closeOnce       sync.Once
 	// migrated holds the ids of databases whose infra schema this process
 	// has brought up to date.
 	migrated sync.Map
@@ -98,7 +99,6 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open registry: %w", err)
 	}
-	life, stop := context.WithCancel(context.Background())
 	r := &Registry{
 		cfg:     cfg,
 		log:     cfg.Logger,
@@ -106,12 +106,11 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 		latest:  latest,
 		cache:   newPlacementCache(cfg.CacheSize, cfg.CacheTTL),
 		secrets: secrets{key: cfg.SecretKey, resolveEnv: cfg.ResolveEnv},
-		stop:    stop,
+		closing: make(chan struct{}),
 	}
-	r.pools = &poolSet{idle: cfg.PoolIdle, open: r.openTxPool, openTimeout: cfg.OpenTimeout, life: life, entries: map[string]*poolEntry{}}
-	r.jobPools = &poolSet{open: r.openJobPool, openTimeout: cfg.OpenTimeout, life: life, entries: map[string]*poolEntry{}}
+	r.pools = &poolSet{idle: cfg.PoolIdle, open: r.openTxPool, openTimeout: cfg.OpenTimeout, closing: r.closing, entries: map[string]*poolEntry{}}
+	r.jobPools = &poolSet{open: r.openJobPool, openTimeout: cfg.OpenTimeout, closing: r.closing, entries: map[string]*poolEntry{}}
 	if err := r.migrateControl(ctx); err != nil {
-		stop()
 		pool.Close()
 		return nil, fmt.Errorf("open registry: %w", err)
 	}
@@ -155,7 +154,7 @@ func (r *Registry) closeIdlePools() {
 // Close cancels pool opens in flight and closes every pool. Users of the
 // registry (River clients, relays) must have stopped.
 func (r *Registry) Close() {
-	r.stop()
+	r.closeOnce.Do(func() { close(r.closing) })
 	r.pools.close()
 	r.jobPools.close()
 	r.control.Close()
