@@ -300,6 +300,14 @@ func TestRouterStatuses(t *testing.T) {
 	if code := serveTenant(h, "nobody"); code != http.StatusNotFound {
 		t.Errorf("unknown tenant: %d", code)
 	}
+	// A tenant cached by id (as consumers look tenants up) is not served
+	// under the path /t/id:<uuid>/ (issue 9.10).
+	if _, err := reg.ByID(ctx, tn.ID); err != nil {
+		t.Fatal(err)
+	}
+	if code := serveTenant(h, "id:"+tn.ID.String()); code != http.StatusNotFound {
+		t.Errorf("/t/id:<uuid>/ answered %d, want 404", code)
+	}
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest(http.MethodGet, "/api/v1/me", nil)
 	req.Host = "routed.example.test:8080"
