@@ -19,7 +19,7 @@ var forbiddenImports = map[string]bool{
 }
 
 // TestOnlyTenancyTouchesPools fails when a package outside tenancy/ and cmd/
-// imports a pool or driver, or calls pgx.Connect: tenant data must only be
+// imports a pool or driver, calls pgx.Connect or Registry.Operator: tenant data must only be
 // reached through tenancy's scoped transaction.
 func TestOnlyTenancyTouchesPools(t *testing.T) {
 	t.Parallel()
@@ -85,6 +85,16 @@ func violations(t *testing.T, path string) []string {
 		}
 		return true
 	})
+	// Registry.Operator hands out whole pools: a call to any method of that
+	// name is one too many outside tenancy/ and cmd/.
+	ast.Inspect(f, func(n ast.Node) bool {
+		if call, ok := n.(*ast.CallExpr); ok {
+			if sel, ok := call.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "Operator" {
+				out = append(out, "calls .Operator()")
+			}
+		}
+		return true
+	})
 	return out
 }
 
@@ -92,11 +102,11 @@ func TestBoundaryCheckCatchesViolations(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "bad.go")
-	src := "package bad\nimport (\n\tp \"github.com/jackc/pgx/v5\"\n\t_ \"github.com/jackc/pgx/v5/pgxpool\"\n)\nvar _ = p.Connect\n"
+	src := "package bad\nimport (\n\tp \"github.com/jackc/pgx/v5\"\n\t_ \"github.com/jackc/pgx/v5/pgxpool\"\n)\nvar _ = p.Connect\nvar _ = reg.Operator().Control()\n"
 	if err := writeFile(path, src); err != nil {
 		t.Fatal(err)
 	}
-	if got := violations(t, path); len(got) != 2 {
-		t.Fatalf("want 2 violations (import and call), got %v", got)
+	if got := violations(t, path); len(got) != 3 {
+		t.Fatalf("want 3 violations (import, connect, operator), got %v", got)
 	}
 }

@@ -3,7 +3,6 @@ package tenancy
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 )
@@ -12,41 +11,48 @@ import (
 // status or placement is announced, so every process drops its cached copy.
 const placementChannel = "patchdesk_tenants"
 
+// cacheKey keeps slugs and tenant ids apart: a slug can never answer for
+// an id, whatever it looks like.
+type cacheKey struct {
+	byID bool
+	key  string
+}
+
 type cacheEntry struct {
 	t       *Tenant
 	expires time.Time
 }
 
-// placementCache is a bounded slug → tenant cache with a TTL backstop for a
-// missed notification.
+// placementCache is a bounded (slug or id) → tenant cache with a TTL
+// backstop for a missed notification.
 type placementCache struct {
 	mu      sync.Mutex
 	max     int
 	ttl     time.Duration
-	entries map[string]cacheEntry
+	entries map[cacheKey]cacheEntry
 }
 
 func newPlacementCache(maxEntries int, ttl time.Duration) *placementCache {
-	return &placementCache{max: maxEntries, ttl: ttl, entries: map[string]cacheEntry{}}
+	return &placementCache{max: maxEntries, ttl: ttl, entries: map[cacheKey]cacheEntry{}}
 }
 
-func (c *placementCache) get(slug string) (*Tenant, bool) {
+func (c *placementCache) get(k cacheKey) (*Tenant, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.entries[slug]
+	e, ok := c.entries[k]
 	if !ok || time.Now().After(e.expires) {
 		return nil, false
 	}
 	return e.t, true
 }
 
-func (c *placementCache) put(slug string, t *Tenant) {
+func (c *placementCache) put(k cacheKey, t *Tenant) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.entries) >= c.max {
 		c.evictLocked()
 	}
-	c.entries[slug] = cacheEntry{t: t, expires: time.Now().Add(c.ttl)}
+	c.entries[k] = cacheEntry{t: t, expires: time.Now().Add(c.ttl)}
 }
 
 // evictLocked drops expired entries, then arbitrary ones until a quarter is free.
@@ -74,9 +80,9 @@ func (c *placementCache) forget(slug string) {
 		clear(c.entries)
 		return
 	}
-	delete(c.entries, slug)
+	delete(c.entries, cacheKey{key: slug})
 	for k := range c.entries {
-		if strings.HasPrefix(k, "id:") {
+		if k.byID {
 			delete(c.entries, k)
 		}
 	}
@@ -116,18 +122,23 @@ func (r *Registry) listenOnce(ctx context.Context) error {
 		_, _ = conn.Exec(context.WithoutCancel(ctx), "UNLISTEN *")
 	}()
 	r.cache.forget("")
+	// Idle pools are swept from here, between notifications.
+	every := min(time.Minute, r.cfg.PoolIdle)
+	swept := time.Now()
 	for {
-		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		wctx, cancel := context.WithTimeout(ctx, every)
 		n, err := conn.Conn().WaitForNotification(wctx)
 		cancel()
 		switch {
 		case err == nil:
 			r.cache.forget(n.Payload)
 		case ctx.Err() == nil && wctx.Err() != nil:
-			// A quiet minute: a good time to close pools nobody uses.
-			r.closeIdlePools()
 		default:
 			return fmt.Errorf("wait for notification: %w", err)
+		}
+		if time.Since(swept) >= every {
+			r.closeIdlePools()
+			swept = time.Now()
 		}
 	}
 }

@@ -7,77 +7,77 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 )
 
-// SecretKeyEnv names the environment variable holding the key (32 bytes,
-// base64) that encrypts DSNs of dedicated databases in the control plane.
+// SecretKeyEnv names the environment variable from which cmd reads the key
+// (32 bytes, base64) that encrypts DSNs of dedicated databases.
 const SecretKeyEnv = "PATCHDESK_SECRET_KEY"
 
-func secretKey() ([]byte, error) {
-	raw := os.Getenv(SecretKeyEnv)
-	if raw == "" {
-		return nil, fmt.Errorf("%s is not set: pass the database URL as env:VAR, or set a key to encrypt it", SecretKeyEnv)
-	}
-	key, err := base64.StdEncoding.DecodeString(raw)
-	if err != nil || len(key) != 32 {
-		return nil, fmt.Errorf("%s must be 32 bytes, base64-encoded (openssl rand -base64 32)", SecretKeyEnv)
+const secretKeySize = 32
+
+// ParseSecretKey decodes a base64 secret key for Config.SecretKey.
+func ParseSecretKey(b64 string) ([]byte, error) {
+	key, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil || len(key) != secretKeySize {
+		return nil, fmt.Errorf("the secret key must be %d bytes, base64-encoded (openssl rand -base64 32)", secretKeySize)
 	}
 	return key, nil
 }
 
-// newGCM returns the AES-256-GCM cipher keyed by PATCHDESK_SECRET_KEY.
-func newGCM() (cipher.AEAD, error) {
-	key, err := secretKey()
-	if err != nil {
-		return nil, err
+// secrets turns the database references stored in the control plane into
+// DSNs: env:VAR through the injected resolver, enc:… with the secret key.
+type secrets struct {
+	key        []byte
+	resolveEnv func(name string) (string, error)
+}
+
+// gcm returns the AES-256-GCM cipher keyed by the secret key.
+func (s secrets) gcm() (cipher.AEAD, error) {
+	if len(s.key) == 0 {
+		return nil, fmt.Errorf("no secret key is configured (%s): pass the database URL as env:VAR, or set a key to encrypt it", SecretKeyEnv)
 	}
-	block, err := aes.NewCipher(key)
+	block, err := aes.NewCipher(s.key)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("secret key: %w", err)
 	}
 	return cipher.NewGCM(block)
 }
 
-// dsnReference turns a database URL given by an operator into what the
+// reference turns a database URL given by an operator into what the
 // control plane stores: env:VAR stays a reference; a URL is encrypted.
-func dsnReference(url string) (string, error) {
+func (s secrets) reference(url string) (string, error) {
 	if strings.HasPrefix(url, "env:") {
-		if _, err := resolveDSN(url); err != nil {
+		if _, err := s.resolveDSN(url); err != nil {
 			return "", err
 		}
 		return url, nil
 	}
-	gcm, err := newGCM()
+	gcm, err := s.gcm()
 	if err != nil {
 		return "", err
 	}
 	nonce := make([]byte, gcm.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
-		return "", err
+		return "", fmt.Errorf("encrypt dsn: %w", err)
 	}
 	return "enc:" + base64.StdEncoding.EncodeToString(gcm.Seal(nonce, nonce, []byte(url), nil)), nil
 }
 
 // resolveDSN turns a stored reference into a DSN.
-func resolveDSN(ref string) (string, error) {
+func (s secrets) resolveDSN(ref string) (string, error) {
 	if name, ok := strings.CutPrefix(ref, "env:"); ok {
-		dsn := os.Getenv(name)
-		if dsn == "" {
-			return "", fmt.Errorf("environment variable %s is not set", name)
-		}
-		return dsn, nil
+		return s.env(name)
 	}
 	sealed, ok := strings.CutPrefix(ref, "enc:")
 	if !ok {
-		return "", fmt.Errorf("unsupported dsn reference")
+		return "", errors.New("unsupported dsn reference")
 	}
 	raw, err := base64.StdEncoding.DecodeString(sealed)
 	if err != nil {
 		return "", fmt.Errorf("decode dsn reference: %w", err)
 	}
-	gcm, err := newGCM()
+	gcm, err := s.gcm()
 	if err != nil {
 		return "", err
 	}
@@ -86,7 +86,21 @@ func resolveDSN(ref string) (string, error) {
 	}
 	plain, err := gcm.Open(nil, raw[:gcm.NonceSize()], raw[gcm.NonceSize():], nil)
 	if err != nil {
-		return "", fmt.Errorf("decrypt dsn reference (wrong %s?): %w", SecretKeyEnv, err)
+		return "", fmt.Errorf("decrypt dsn reference (wrong secret key?): %w", err)
 	}
 	return string(plain), nil
+}
+
+func (s secrets) env(name string) (string, error) {
+	if s.resolveEnv == nil {
+		return "", fmt.Errorf("env:%s: no environment resolver is configured", name)
+	}
+	dsn, err := s.resolveEnv(name)
+	if err != nil {
+		return "", fmt.Errorf("env:%s: %w", name, err)
+	}
+	if dsn == "" {
+		return "", fmt.Errorf("env:%s is empty", name)
+	}
+	return dsn, nil
 }

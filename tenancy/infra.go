@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
@@ -40,29 +41,33 @@ func (r *Registry) Databases(ctx context.Context) ([]string, error) {
 // WithInfraConn runs fn on a connection of its own to the database; the
 // connection is closed afterwards, releasing any session locks.
 func (r *Registry) WithInfraConn(ctx context.Context, databaseID string, fn func(ctx context.Context, c InfraConn) error) error {
-	pool, err := r.pool(ctx, databaseID)
+	pool, release, err := r.pool(ctx, databaseID)
 	if err != nil {
 		return err
 	}
 	pc, err := pool.Acquire(ctx)
 	if err != nil {
+		release()
 		return fmt.Errorf("acquire infra connection: %w", err)
 	}
+	// A hijacked connection no longer belongs to the pool: the pool may be idled.
 	conn := pc.Hijack()
+	release()
 	defer conn.Close(context.WithoutCancel(ctx))
 	return fn(ctx, conn)
 }
 
 // ByID returns a servable (active or suspended) tenant by id, from the cache when fresh.
 func (r *Registry) ByID(ctx context.Context, id uuid.UUID) (*Tenant, error) {
-	if t, ok := r.cache.get("id:" + id.String()); ok {
+	key := cacheKey{byID: true, key: id.String()}
+	if t, ok := r.cache.get(key); ok {
 		return t, nil
 	}
 	t, err := r.lookupID(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	r.cache.put("id:"+id.String(), t)
+	r.cache.put(key, t)
 	return t, nil
 }
 
@@ -76,12 +81,20 @@ func (r *Registry) lookupID(ctx context.Context, id uuid.UUID) (*Tenant, error) 
 	return t, nil
 }
 
-// JobDriver returns a River driver for the database's job tables (schema infra).
+// JobDriver returns a River driver for the database's job tables (schema
+// infra). River keeps the driver for the life of the process, so it gets a
+// pool of its own that is never idled: idling the transaction pools cannot
+// close a pool under River. The pool closes with the registry.
 func (r *Registry) JobDriver(ctx context.Context, databaseID string) (riverdriver.Driver[pgx.Tx], error) {
-	pool, err := r.pool(ctx, databaseID)
+	// The transaction pool's first open migrates the job tables River needs.
+	if err := r.withPool(ctx, databaseID, func(*pgxpool.Pool) error { return nil }); err != nil {
+		return nil, err
+	}
+	pool, release, err := r.jobPools.acquire(ctx, databaseID)
 	if err != nil {
 		return nil, err
 	}
+	release() // the job pool set never idles: the lease only guards the open
 	return riverpgxv5.New(pool), nil
 }
 

@@ -1,20 +1,11 @@
 package tenancy
 
 import (
-	"archive/tar"
-	"bytes"
-	"cmp"
-	"compress/gzip"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"slices"
-	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Delete erases a tenant: its schema in every database (retired copies of
@@ -39,42 +30,18 @@ func (r *Registry) Delete(ctx context.Context, slug string) error {
 	}
 	// Objects first in every database, so the role has nothing left anywhere.
 	for _, db := range dbs {
-		pool, err := r.pool(ctx, db)
-		if err != nil {
-			return fmt.Errorf("delete %q: %w", slug, err)
-		}
-		err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			rows, err := tx.Query(ctx, `SELECT nspname FROM pg_namespace WHERE nspname = $1 OR nspname LIKE $1 || '\_r%'`, t.Schema)
-			if err != nil {
-				return err
-			}
-			schemas, err := pgx.CollectRows(rows, pgx.RowTo[string])
-			if err != nil {
-				return err
-			}
-			for _, s := range schemas {
-				if _, err := tx.Exec(ctx, `DROP SCHEMA `+pgx.Identifier{s}.Sanitize()+` CASCADE`); err != nil {
-					return err
-				}
-			}
-			if _, err := tx.Exec(ctx, `DELETE FROM infra.outbox WHERE tenant_id = $1`, t.ID); err != nil {
-				return err
-			}
-			var exists bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, t.Role).Scan(&exists); err != nil || !exists {
-				return err
-			}
-			_, err = tx.Exec(ctx, `DROP OWNED BY `+pgx.Identifier{t.Role}.Sanitize())
-			return err
-		})
+		err := r.withPool(ctx, db, func(pool *pgxpool.Pool) error { return eraseObjects(ctx, pool, t) })
 		if err != nil {
 			return fmt.Errorf("delete %q in %s: %w", slug, db, err)
 		}
 	}
 	for _, db := range dbs {
-		pool, _ := r.pool(ctx, db)
-		if _, err := pool.Exec(ctx, `DROP ROLE IF EXISTS `+pgx.Identifier{t.Role}.Sanitize()); err != nil {
-			return fmt.Errorf("delete %q: drop role: %w", slug, err)
+		err := r.withPool(ctx, db, func(pool *pgxpool.Pool) error {
+			_, err := pool.Exec(ctx, `DROP ROLE IF EXISTS `+pgx.Identifier{t.Role}.Sanitize())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("delete %q: drop role in %s: %w", slug, db, err)
 		}
 	}
 	err = pgx.BeginFunc(ctx, r.control, func(tx pgx.Tx) error {
@@ -96,238 +63,78 @@ func (r *Registry) Delete(ctx context.Context, slug string) error {
 	return nil
 }
 
-// manifest describes an export archive.
-type manifest struct {
-	Format        int       `json:"format"`
-	Slug          string    `json:"slug"`
-	Name          string    `json:"name"`
-	SchemaVersion int64     `json:"schema_version"`
-	Tables        []string  `json:"tables"`
-	ExportedAt    time.Time `json:"exported_at"`
-}
-
-// Export writes a portable archive of the tenant (tar.gz: manifest.json and
-// one CSV per table, with a header row) from one consistent snapshot.
-// Attachments will join the archive when attachments exist.
-func (r *Registry) Export(ctx context.Context, slug string, w io.Writer) error {
-	t, err := r.Lookup(ctx, slug)
-	if err != nil {
-		return err
-	}
-	pool, err := r.pool(ctx, t.DatabaseID)
-	if err != nil {
-		return err
-	}
-	gz := gzip.NewWriter(w)
-	tw := tar.NewWriter(gz)
-	err = pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL TimeZone = 'UTC'`); err != nil {
-			return err
-		}
-		tables, err := tenantTables(ctx, tx, t.Schema)
+// eraseObjects drops a tenant's schemas (retired copies included), its
+// unpublished outbox rows and whatever its role owns in one database.
+func eraseObjects(ctx context.Context, pool *pgxpool.Pool, t *Tenant) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT nspname FROM pg_namespace WHERE nspname = $1 OR nspname LIKE $1 || '\_r%'`, t.Schema)
 		if err != nil {
 			return err
 		}
-		m := manifest{Format: 1, Slug: t.Slug, Name: t.Name, SchemaVersion: t.SchemaVersion, Tables: tables, ExportedAt: time.Now().UTC()}
-		b, _ := json.MarshalIndent(m, "", "  ")
-		if err := addFile(tw, "manifest.json", b); err != nil {
+		schemas, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
 			return err
 		}
-		for _, table := range tables {
-			var buf bytes.Buffer
-			sql := `COPY (SELECT ` + copyColumns(ctx, tx, t.Schema, table) + ` FROM ` + pgx.Identifier{t.Schema, table}.Sanitize() + `) TO STDOUT WITH (FORMAT csv, HEADER)`
-			if _, err := tx.Conn().PgConn().CopyTo(ctx, &buf, sql); err != nil {
-				return fmt.Errorf("export %s: %w", table, err)
-			}
-			if err := addFile(tw, "tables/"+table+".csv", buf.Bytes()); err != nil {
+		for _, s := range schemas {
+			if _, err := tx.Exec(ctx, `DROP SCHEMA `+pgx.Identifier{s}.Sanitize()+` CASCADE`); err != nil {
 				return err
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("export %q: %w", slug, err)
-	}
-	if err := errors.Join(tw.Close(), gz.Close()); err != nil {
-		return fmt.Errorf("export %q: %w", slug, err)
-	}
-	r.audit(ctx, t, "tenant.exported", nil)
-	return nil
-}
-
-func addFile(tw *tar.Writer, name string, b []byte) error {
-	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), ModTime: time.Now()}); err != nil {
-		return err
-	}
-	_, err := tw.Write(b)
-	return err
-}
-
-// tenantTables lists the tenant's own tables (not goose's version table).
-func tenantTables(ctx context.Context, q interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-}, schema string) ([]string, error) {
-	rows, err := q.Query(ctx, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname NOT IN ('goose_db_version', $2) ORDER BY c.relname`, schema, markerTable)
-	if err != nil {
-		return nil, fmt.Errorf("list tables: %w", err)
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
-}
-
-// copyColumns lists a table's stored columns: generated ones are recomputed on import.
-func copyColumns(ctx context.Context, tx pgx.Tx, schema, table string) string {
-	rows, err := tx.Query(ctx, `SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-		JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
-		ORDER BY a.attnum`, schema, table)
-	if err != nil {
-		return "*"
-	}
-	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil || len(cols) == 0 {
-		return "*"
-	}
-	for i, c := range cols {
-		cols[i] = pgx.Identifier{c}.Sanitize()
-	}
-	return strings.Join(cols, ", ")
-}
-
-// Import creates tenant slug from an archive made by Export: a new tenant
-// (new id, schema and role) whose tables hold the archived rows.
-func (r *Registry) Import(ctx context.Context, slug, name string, archive io.Reader) (*Tenant, error) {
-	files, err := readArchive(archive)
-	if err != nil {
-		return nil, fmt.Errorf("import: %w", err)
-	}
-	var m manifest
-	if err := json.Unmarshal(files["manifest.json"], &m); err != nil || m.Format != 1 {
-		return nil, fmt.Errorf("import: not a PatchDesk export (manifest.json missing or unknown format)")
-	}
-	if m.SchemaVersion > r.latest {
-		return nil, fmt.Errorf("import: archive is at schema version %d, newer than this binary's %d", m.SchemaVersion, r.latest)
-	}
-	t, err := r.Provision(ctx, ProvisionParams{Slug: slug, Name: cmp.Or(name, m.Name)})
-	if err != nil {
-		return nil, err
-	}
-	pool, err := r.pool(ctx, t.DatabaseID)
-	if err != nil {
-		return nil, err
-	}
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		// Replica mode: foreign keys and append-only triggers stay out of a bulk load.
-		if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = replica`); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM infra.outbox WHERE tenant_id = $1`, t.ID); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `SET LOCAL TimeZone = 'UTC'`); err != nil {
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, t.Role).Scan(&exists); err != nil || !exists {
 			return err
 		}
-		present, err := tenantTables(ctx, tx, t.Schema)
-		if err != nil {
-			return err
-		}
-		for _, table := range m.Tables {
-			if !slices.Contains(present, table) {
-				return fmt.Errorf("table %s of the archive does not exist here", table)
-			}
-			data, ok := files["tables/"+table+".csv"]
-			if !ok {
-				return fmt.Errorf("archive lacks %s", table)
-			}
-			qualified := pgx.Identifier{t.Schema, table}.Sanitize()
-			if _, err := tx.Exec(ctx, `DELETE FROM `+qualified); err != nil {
-				return err
-			}
-			header, _, _ := strings.Cut(string(data), "\n")
-			sql := `COPY ` + qualified + ` (` + quoteColumns(header) + `) FROM STDIN WITH (FORMAT csv, HEADER)`
-			if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(data), sql); err != nil {
-				return fmt.Errorf("import %s: %w", table, err)
-			}
-		}
-		return resetIdentities(ctx, tx, t.Schema)
-	})
-	if err != nil {
-		_ = r.Delete(context.WithoutCancel(ctx), slug)
-		return nil, fmt.Errorf("import %q: %w", slug, err)
-	}
-	r.audit(ctx, t, "tenant.imported", map[string]any{"from": m.Slug, "exported_at": m.ExportedAt})
-	return t, nil
-}
-
-// quoteColumns turns a CSV header row into a quoted column list.
-func quoteColumns(header string) string {
-	cols := strings.Split(strings.TrimSpace(header), ",")
-	for i, c := range cols {
-		cols[i] = pgx.Identifier{strings.Trim(c, `"`)}.Sanitize()
-	}
-	return strings.Join(cols, ", ")
-}
-
-// resetIdentities moves identity sequences past the loaded rows.
-func resetIdentities(ctx context.Context, tx pgx.Tx, schema string) error {
-	rows, err := tx.Query(ctx, `SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND a.attidentity <> '' AND NOT a.attisdropped`, schema)
-	if err != nil {
+		_, err = tx.Exec(ctx, `DROP OWNED BY `+pgx.Identifier{t.Role}.Sanitize())
 		return err
-	}
-	type col struct{ table, column string }
-	cols, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (col, error) {
-		var c col
-		return c, r.Scan(&c.table, &c.column)
 	})
-	if err != nil {
-		return err
-	}
-	for _, c := range cols {
-		table := pgx.Identifier{schema, c.table}.Sanitize()
-		if _, err := tx.Exec(ctx, `SELECT setval(pg_get_serial_sequence($1, $2), coalesce(max(`+pgx.Identifier{c.column}.Sanitize()+
-			`), 0) + 1, false) FROM `+table, table, c.column); err != nil {
-			return fmt.Errorf("reset identity of %s: %w", c.table, err)
-		}
-	}
-	return nil
-}
-
-// maxArchive bounds what an import reads into memory.
-const maxArchive = 2 << 30
-
-func readArchive(r io.Reader) (map[string][]byte, error) {
-	gz, err := gzip.NewReader(r)
-	if err != nil {
-		return nil, fmt.Errorf("not a gzip archive: %w", err)
-	}
-	tr := tar.NewReader(gz)
-	files := map[string][]byte{}
-	total := int64(0)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return files, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read archive: %w", err)
-		}
-		if total += h.Size; total > maxArchive {
-			return nil, errors.New("archive too large")
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			return nil, fmt.Errorf("read archive: %w", err)
-		}
-		files[h.Name] = b
-	}
 }
 
 // Size returns the bytes a tenant's schema takes in its database.
 func (r *Registry) Size(ctx context.Context, t *Tenant) (int64, error) {
-	pool, err := r.pool(ctx, t.DatabaseID)
-	if err != nil {
-		return 0, err
-	}
 	var n int64
-	err = pool.QueryRow(ctx, `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
-		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind IN ('r', 'm')`, t.Schema).Scan(&n)
-	return n, err
+	err := r.withPool(ctx, t.DatabaseID, func(pool *pgxpool.Pool) error {
+		return pool.QueryRow(ctx, `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+			JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind IN ('r', 'm')`, t.Schema).Scan(&n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("size of %s: %w", t.Slug, err)
+	}
+	return n, nil
+}
+
+// DropRetired drops the retired copies tier moves left whose retention has
+// passed.
+func (r *Registry) DropRetired(ctx context.Context) (int, error) {
+	rows, err := r.control.Query(ctx, `SELECT id, database_id, schema_name FROM control.retired_copies
+		WHERE dropped_at IS NULL AND drop_after <= now()`)
+	if err != nil {
+		return 0, fmt.Errorf("list retired copies: %w", err)
+	}
+	type copyRow struct {
+		id         int64
+		db, schema string
+	}
+	copies, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (copyRow, error) {
+		var c copyRow
+		return c, row.Scan(&c.id, &c.db, &c.schema)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("list retired copies: %w", err)
+	}
+	for _, c := range copies {
+		err := r.withPool(ctx, c.db, func(pool *pgxpool.Pool) error {
+			_, err := pool.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{c.schema}.Sanitize()+` CASCADE`)
+			return err
+		})
+		if err != nil {
+			return 0, fmt.Errorf("drop retired copy %s: %w", c.schema, err)
+		}
+		if _, err := r.control.Exec(ctx, `UPDATE control.retired_copies SET dropped_at = now() WHERE id = $1`, c.id); err != nil {
+			return 0, err
+		}
+	}
+	return len(copies), nil
 }

@@ -234,10 +234,11 @@ func (r *Registry) migrateTenant(ctx context.Context, t *Tenant) MigrateResult {
 }
 
 func (r *Registry) migrateSchema(ctx context.Context, t *Tenant) (int64, error) {
-	pool, err := r.pool(ctx, t.DatabaseID)
+	pool, release, err := r.pool(ctx, t.DatabaseID)
 	if err != nil {
 		return 0, err
 	}
+	defer release()
 	var current sql.NullInt64
 	err = pool.QueryRow(ctx, `SELECT max(version_id) FROM `+pgx.Identifier{t.Schema, "goose_db_version"}.Sanitize()).Scan(&current)
 	if err == nil && current.Int64 == r.latest {

@@ -91,11 +91,14 @@ func (r *Registry) AddDatabase(ctx context.Context, id, kind, url string) error 
 	if kind != TierShared && kind != TierDedicated {
 		return fmt.Errorf("add database %q: kind must be shared or dedicated", id)
 	}
-	ref, err := dsnReference(url)
+	ref, err := r.secrets.reference(url)
 	if err != nil {
 		return fmt.Errorf("add database %q: %w", id, err)
 	}
-	dsn, _ := resolveDSN(ref)
+	dsn, err := r.secrets.resolveDSN(ref)
+	if err != nil {
+		return fmt.Errorf("add database %q: %w", id, err)
+	}
 	if err := EnsureDatabase(ctx, dsn); err != nil {
 		return fmt.Errorf("add database %q: %w", id, err)
 	}
@@ -103,13 +106,11 @@ func (r *Registry) AddDatabase(ctx context.Context, id, kind, url string) error 
 		ON CONFLICT (id) DO UPDATE SET dsn_ref = EXCLUDED.dsn_ref`, id, kind, ref); err != nil {
 		return fmt.Errorf("add database %q: %w", id, err)
 	}
-	r.mu.Lock()
-	if p, ok := r.pools[id]; ok && p != r.control {
-		p.Close()
-		delete(r.pools, id)
-	}
-	r.mu.Unlock()
-	if _, err := r.pool(ctx, id); err != nil {
+	// The DSN may have changed: new transactions get a new pool. River's
+	// pool keeps its DSN until restart (closing it would stop River).
+	r.pools.replace(id)
+	r.migrated.Delete(id)
+	if err := r.withPool(ctx, id, func(*pgxpool.Pool) error { return nil }); err != nil {
 		return fmt.Errorf("add database %q: %w", id, err)
 	}
 	return nil
@@ -128,9 +129,12 @@ func (r *Registry) claimSlug(ctx context.Context, t *Tenant) error {
 		}
 		return nil
 	}
-	old, lerr := scanTenant(r.control.QueryRow(ctx, `SELECT `+tenantColumns+` FROM control.tenants WHERE slug = $1`, t.Slug))
-	if lerr != nil {
-		return ErrSlugTaken
+	old, err := scanTenant(r.control.QueryRow(ctx, `SELECT `+tenantColumns+` FROM control.tenants WHERE slug = $1`, t.Slug))
+	if errors.Is(err, ErrTenantNotFound) {
+		return ErrSlugTaken // a concurrent attempt held it and has just let go: the caller may retry
+	}
+	if err != nil {
+		return fmt.Errorf("claim slug: %w", err)
 	}
 	abandoned := old.Status == StatusProvisioning && time.Since(old.CreatedAt) > staleProvisioning
 	if old.Status != StatusFailed && !abandoned {
@@ -149,11 +153,8 @@ func (r *Registry) claimSlug(ctx context.Context, t *Tenant) error {
 }
 
 func (r *Registry) build(ctx context.Context, t *Tenant, initFn func(context.Context, Tx) error) error {
-	pool, err := r.pool(ctx, t.DatabaseID)
+	err := r.withPool(ctx, t.DatabaseID, func(pool *pgxpool.Pool) error { return createSchemaAndRole(ctx, pool, t) })
 	if err != nil {
-		return err
-	}
-	if err := createSchemaAndRole(ctx, pool, t); err != nil {
 		return err
 	}
 	if t.SchemaVersion, err = r.migrateSchema(ctx, t); err != nil {
@@ -205,10 +206,11 @@ func createSchemaAndRole(ctx context.Context, pool *pgxpool.Pool, t *Tenant) err
 // dropTenant removes a tenant's schema, role and control row. Every step
 // tolerates the object being absent, so it can finish an interrupted cleanup.
 func (r *Registry) dropTenant(ctx context.Context, t *Tenant) error {
-	pool, err := r.pool(ctx, t.DatabaseID)
+	pool, release, err := r.pool(ctx, t.DatabaseID)
 	if err != nil {
 		return err
 	}
+	defer release()
 	schema, role := pgx.Identifier{t.Schema}.Sanitize(), pgx.Identifier{t.Role}.Sanitize()
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DROP SCHEMA IF EXISTS `+schema+` CASCADE`); err != nil {

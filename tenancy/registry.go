@@ -24,8 +24,22 @@ type Config struct {
 	MaxConns int32
 	// DedicatedMaxConns bounds each dedicated database's pool (default 5).
 	DedicatedMaxConns int32
-	// PoolIdle closes a dedicated database's pool unused for this long (default 10m).
+	// JobMaxConns bounds the pool River gets for each dedicated database's
+	// job tables (default 5). That pool is never idled: River holds it.
+	JobMaxConns int32
+	// PoolIdle closes a dedicated database's pool that nobody holds and
+	// nobody used for this long (default 10m); the next user reopens it.
 	PoolIdle time.Duration
+	// OpenTimeout bounds opening a database's pool: connect, ping and infra
+	// migrations (default 1m).
+	OpenTimeout time.Duration
+	// SecretKey (32 bytes, see ParseSecretKey) encrypts the DSNs of
+	// dedicated databases in the control plane. Without it only env:VAR
+	// references can be registered.
+	SecretKey []byte
+	// ResolveEnv resolves the VAR of an env:VAR database reference (cmd
+	// wires the process environment); nil refuses such references.
+	ResolveEnv func(name string) (string, error)
 	// CacheTTL bounds how long a placement is served from memory without a
 	// change notification (default 30s).
 	CacheTTL time.Duration
@@ -44,10 +58,15 @@ type Registry struct {
 	control *pgxpool.Pool
 	latest  int64 // newest tenant migration version known to this binary
 	cache   *placementCache
-
-	mu       sync.Mutex
-	pools    map[string]*pgxpool.Pool
-	lastUsed map[string]time.Time
+	secrets secrets
+	// pools hold the tenant databases' pools for transactions; jobPools
+	// River's, which are never idled.
+	pools, jobPools *poolSet
+	closing         chan struct{}
+	closeOnce       sync.Once
+	// migrated holds the ids of databases whose infra schema this process
+	// has brought up to date.
+	migrated sync.Map
 }
 
 // Open connects to the control database, applies pending control migrations
@@ -55,7 +74,9 @@ type Registry struct {
 func Open(ctx context.Context, cfg Config) (*Registry, error) {
 	cfg.MaxConns = cmp.Or(cfg.MaxConns, 20)
 	cfg.DedicatedMaxConns = cmp.Or(cfg.DedicatedMaxConns, 5)
+	cfg.JobMaxConns = cmp.Or(cfg.JobMaxConns, 5)
 	cfg.PoolIdle = cmp.Or(cfg.PoolIdle, 10*time.Minute)
+	cfg.OpenTimeout = cmp.Or(cfg.OpenTimeout, time.Minute)
 	cfg.CacheTTL = cmp.Or(cfg.CacheTTL, 30*time.Second)
 	cfg.CacheSize = cmp.Or(cfg.CacheSize, 10_000)
 	if cfg.TenantMigrations == nil {
@@ -67,6 +88,9 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 	if cfg.DatabaseURL == "" {
 		return nil, errors.New("open registry: database URL is empty")
 	}
+	if len(cfg.SecretKey) != 0 && len(cfg.SecretKey) != secretKeySize {
+		return nil, fmt.Errorf("open registry: the secret key must be %d bytes, not %d", secretKeySize, len(cfg.SecretKey))
+	}
 	latest, err := latestVersion(cfg.TenantMigrations)
 	if err != nil {
 		return nil, fmt.Errorf("open registry: %w", err)
@@ -76,14 +100,16 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 		return nil, fmt.Errorf("open registry: %w", err)
 	}
 	r := &Registry{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		control:  pool,
-		latest:   latest,
-		cache:    newPlacementCache(cfg.CacheSize, cfg.CacheTTL),
-		pools:    map[string]*pgxpool.Pool{},
-		lastUsed: map[string]time.Time{},
+		cfg:     cfg,
+		log:     cfg.Logger,
+		control: pool,
+		latest:  latest,
+		cache:   newPlacementCache(cfg.CacheSize, cfg.CacheTTL),
+		secrets: secrets{key: cfg.SecretKey, resolveEnv: cfg.ResolveEnv},
+		closing: make(chan struct{}),
 	}
+	r.pools = &poolSet{idle: cfg.PoolIdle, open: r.openTxPool, openTimeout: cfg.OpenTimeout, closing: r.closing, entries: map[string]*poolEntry{}}
+	r.jobPools = &poolSet{open: r.openJobPool, openTimeout: cfg.OpenTimeout, closing: r.closing, entries: map[string]*poolEntry{}}
 	if err := r.migrateControl(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open registry: %w", err)
@@ -116,27 +142,21 @@ func newPool(ctx context.Context, dsn string, maxConns int32) (*pgxpool.Pool, er
 	return pool, nil
 }
 
-// closeIdlePools closes pools of dedicated databases unused for PoolIdle;
-// they reopen on the next request.
+// closeIdlePools closes the transaction pools of dedicated databases that
+// nobody holds and nobody used for PoolIdle; they reopen on the next use.
+// River's pools are not among them.
 func (r *Registry) closeIdlePools() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for id, p := range r.pools {
-		if p != r.control && time.Since(r.lastUsed[id]) > r.cfg.PoolIdle {
-			p.Close()
-			delete(r.pools, id)
-		}
+	if n := r.pools.sweep(time.Now()); n > 0 {
+		r.log.Info("closed idle database pools", "count", n)
 	}
 }
 
-// Close closes every pool.
+// Close cancels pool opens in flight and closes every pool. Users of the
+// registry (River clients, relays) must have stopped.
 func (r *Registry) Close() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for id, p := range r.pools {
-		p.Close()
-		delete(r.pools, id)
-	}
+	r.closeOnce.Do(func() { close(r.closing) })
+	r.pools.close()
+	r.jobPools.close()
 	r.control.Close()
 }
 
@@ -151,37 +171,68 @@ func (r *Registry) Ping(ctx context.Context) error {
 	return nil
 }
 
-// pool returns the pool of a tenant database, opening it on first use.
-func (r *Registry) pool(ctx context.Context, databaseID string) (*pgxpool.Pool, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.lastUsed[databaseID] = time.Now()
-	if p, ok := r.pools[databaseID]; ok {
-		return p, nil
+// controlRef is the dsn_ref of the control database's own entry.
+const controlRef = "control"
+
+// pool returns the transaction pool of a tenant database, opening it on
+// first use, with a lease that release ends: the pool is not idled while
+// leased.
+func (r *Registry) pool(ctx context.Context, databaseID string) (*pgxpool.Pool, func(), error) {
+	return r.pools.acquire(ctx, databaseID)
+}
+
+// withPool runs fn with a leased pool of a tenant database.
+func (r *Registry) withPool(ctx context.Context, databaseID string, fn func(p *pgxpool.Pool) error) error {
+	p, release, err := r.pool(ctx, databaseID)
+	if err != nil {
+		return err
 	}
+	defer release()
+	return fn(p)
+}
+
+// openTxPool opens a database's transaction pool and brings its infra
+// schema (outbox, River's tables) up to date once per process.
+func (r *Registry) openTxPool(ctx context.Context, databaseID string) (*pgxpool.Pool, bool, error) {
+	p, shared, err := r.openPool(ctx, databaseID, r.cfg.DedicatedMaxConns)
+	if err != nil || shared {
+		return p, shared, err
+	}
+	if _, done := r.migrated.Load(databaseID); !done {
+		if err := migrateInfra(ctx, p); err != nil {
+			p.Close()
+			return nil, false, fmt.Errorf("database %q: %w", databaseID, err)
+		}
+		r.migrated.Store(databaseID, true)
+	}
+	return p, false, nil
+}
+
+// openJobPool opens the pool River uses for a database's job tables.
+func (r *Registry) openJobPool(ctx context.Context, databaseID string) (*pgxpool.Pool, bool, error) {
+	return r.openPool(ctx, databaseID, r.cfg.JobMaxConns)
+}
+
+// openPool looks a database up in the control plane and connects to it;
+// the control database's entry is the control pool itself (shared).
+func (r *Registry) openPool(ctx context.Context, databaseID string, maxConns int32) (*pgxpool.Pool, bool, error) {
 	var ref string
 	err := r.control.QueryRow(ctx, `SELECT dsn_ref FROM control.databases WHERE id = $1`, databaseID).Scan(&ref)
 	if err != nil {
-		return nil, fmt.Errorf("load database %q: %w", databaseID, err)
+		return nil, false, fmt.Errorf("load database %q: %w", databaseID, err)
 	}
-	if ref == "control" {
-		r.pools[databaseID] = r.control
-		return r.control, nil
+	if ref == controlRef {
+		return r.control, true, nil
 	}
-	dsn, err := resolveDSN(ref)
+	dsn, err := r.secrets.resolveDSN(ref)
 	if err != nil {
-		return nil, fmt.Errorf("database %q: %w", databaseID, err)
+		return nil, false, fmt.Errorf("database %q: %w", databaseID, err)
 	}
-	p, err := newPool(ctx, dsn, r.cfg.DedicatedMaxConns)
+	p, err := newPool(ctx, dsn, maxConns)
 	if err != nil {
-		return nil, fmt.Errorf("database %q: %w", databaseID, err)
+		return nil, false, fmt.Errorf("database %q: %w", databaseID, err)
 	}
-	if err := migrateInfra(ctx, p); err != nil {
-		p.Close()
-		return nil, fmt.Errorf("database %q: %w", databaseID, err)
-	}
-	r.pools[databaseID] = p
-	return p, nil
+	return p, false, nil
 }
 
 const tenantColumns = `id, slug, name, tier, status, database_id, schema_name, role_name, schema_version, created_at, updated_at`
@@ -211,14 +262,14 @@ func (r *Registry) Lookup(ctx context.Context, slug string) (*Tenant, error) {
 
 // Resolve returns the tenant to serve for a slug, from the placement cache when fresh.
 func (r *Registry) Resolve(ctx context.Context, slug string) (*Tenant, error) {
-	if t, ok := r.cache.get(slug); ok {
+	if t, ok := r.cache.get(cacheKey{key: slug}); ok {
 		return t, nil
 	}
 	t, err := r.Lookup(ctx, slug)
 	if err != nil {
 		return nil, err
 	}
-	r.cache.put(slug, t)
+	r.cache.put(cacheKey{key: slug}, t)
 	return t, nil
 }
 

@@ -24,6 +24,13 @@ type Tx interface {
 
 // TxRunner runs functions in tenant-scoped transactions; modules depend on it
 // rather than on the Registry.
+//
+// The callback may run more than once: when the tenant's copy was sealed by a
+// tier move, or a cached plan went stale under a concurrent migration, the
+// failed transaction is rolled back and the callback runs again in a new one.
+// It must therefore only act through tx, and keep side effects that outlive
+// the transaction (metrics, channel sends, calls to other systems) until Tx
+// has returned nil.
 type TxRunner interface {
 	Tx(ctx context.Context, t *Tenant, fn func(ctx context.Context, tx Tx) error) error
 }
@@ -50,32 +57,37 @@ func (s scopedTx) Tenant() *Tenant { return s.t }
 // Tx runs fn in a transaction on the tenant's database whose first statement
 // pins search_path and role for this transaction only (set_config(..., true)),
 // so nothing leaks to the next user of the pooled connection. fn's error rolls
-// the transaction back. A statement that fails with SQLSTATE 0A000 (a cached
-// plan invalidated by a concurrent migration) is retried once.
+// the transaction back. fn may run twice (see TxRunner): once more after a
+// statement fails with SQLSTATE 0A000 (a cached plan invalidated by a
+// concurrent migration), or after the tenant's copy here was sealed by a tier
+// move, then on the new placement.
 func (r *Registry) Tx(ctx context.Context, t *Tenant, fn func(ctx context.Context, tx Tx) error) error {
 	if t == nil {
 		return errors.New("tenant transaction: no tenant")
 	}
-	pool, err := r.pool(ctx, t.DatabaseID)
-	if err != nil {
-		return fmt.Errorf("tenant transaction: %w", err)
-	}
-	err = scopedRun(ctx, pool, t, fn)
+	err := r.scopedRun(ctx, t, fn)
 	switch {
 	case isCachedPlanError(err):
-		err = scopedRun(ctx, pool, t, fn)
+		err = r.scopedRun(ctx, t, fn)
 	case isSealedError(err):
 		// The tenant's copy here was sealed by a tier move: follow it.
 		moved, merr := r.followMove(ctx, t)
 		if merr != nil {
 			return errors.Join(err, merr)
 		}
-		if pool, err = r.pool(ctx, moved.DatabaseID); err != nil {
-			return fmt.Errorf("tenant transaction: %w", err)
-		}
-		err = scopedRun(ctx, pool, moved, fn)
+		err = r.scopedRun(ctx, moved, fn)
 	}
 	return err
+}
+
+// scopedRun runs one attempt of fn on a leased pool of the tenant's database.
+func (r *Registry) scopedRun(ctx context.Context, t *Tenant, fn func(ctx context.Context, tx Tx) error) error {
+	pool, release, err := r.pool(ctx, t.DatabaseID)
+	if err != nil {
+		return fmt.Errorf("tenant transaction: %w", err)
+	}
+	defer release()
+	return runScoped(ctx, pool, t, fn)
 }
 
 // freezeKey is the tenant's freeze lock, in the two-int4 advisory key space
@@ -129,7 +141,7 @@ func (r *Registry) followMove(ctx context.Context, t *Tenant) (*Tenant, error) {
 // moveWait bounds how long a request waits for a move's switch to complete.
 const moveWait = 2 * time.Second
 
-func scopedRun(ctx context.Context, pool *pgxpool.Pool, t *Tenant, fn func(ctx context.Context, tx Tx) error) (err error) {
+func runScoped(ctx context.Context, pool *pgxpool.Pool, t *Tenant, fn func(ctx context.Context, tx Tx) error) (err error) {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin tenant transaction: %w", err)

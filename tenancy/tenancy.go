@@ -1,7 +1,9 @@
 // Package tenancy owns everything that touches a PostgreSQL connection pool:
-// the control-plane registry of tenants, placement lookup and caching, the
-// tenant router middleware, tenant-scoped transactions, provisioning and
+// the control-plane registry of tenants, placement lookup and caching,
+// tenant-scoped transactions, the pools behind them, provisioning and
 // per-schema migrations. Modules reach tenant data only through Registry.Tx.
+// Its sub-packages hold the rest: router (request → tenant), move (tier
+// moves) and archive (export and import), the last two through Operator.
 package tenancy
 
 import (

@@ -18,6 +18,7 @@ import (
 
 	tenantmigrations "github.com/patchdesk/patchdesk/migrations/tenant"
 	"github.com/patchdesk/patchdesk/tenancy"
+	"github.com/patchdesk/patchdesk/tenancy/router"
 	"github.com/patchdesk/patchdesk/tenancy/tenancytest"
 )
 
@@ -239,7 +240,7 @@ func TestMigrateFleetWithOneBrokenTenant(t *testing.T) {
 	if _, err := v2.Resolve(ctx, victim.Slug); err != nil {
 		t.Fatal(err)
 	}
-	h := v2.Middleware("", func(w http.ResponseWriter, r *http.Request, err error) {
+	h := router.Middleware(v2, "", func(w http.ResponseWriter, r *http.Request, err error) {
 		if errors.Is(err, tenancy.ErrTenantBehind) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
@@ -282,7 +283,7 @@ func TestRouterStatuses(t *testing.T) {
 	reg := tenancytest.New(t, nil)
 	tn := provision(t, reg, "routed")
 	var seen *tenancy.Tenant
-	h := reg.Middleware("example.test", func(w http.ResponseWriter, r *http.Request, err error) {
+	h := router.Middleware(reg, "example.test", func(w http.ResponseWriter, r *http.Request, err error) {
 		switch {
 		case errors.Is(err, tenancy.ErrTenantNotFound):
 			w.WriteHeader(http.StatusNotFound)
@@ -298,6 +299,14 @@ func TestRouterStatuses(t *testing.T) {
 	}
 	if code := serveTenant(h, "nobody"); code != http.StatusNotFound {
 		t.Errorf("unknown tenant: %d", code)
+	}
+	// A tenant cached by id (as consumers look tenants up) is not served
+	// under the path /t/id:<uuid>/ (issue 9.10).
+	if _, err := reg.ByID(ctx, tn.ID); err != nil {
+		t.Fatal(err)
+	}
+	if code := serveTenant(h, "id:"+tn.ID.String()); code != http.StatusNotFound {
+		t.Errorf("/t/id:<uuid>/ answered %d, want 404", code)
 	}
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest(http.MethodGet, "/api/v1/me", nil)

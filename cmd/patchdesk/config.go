@@ -49,6 +49,8 @@ type config struct {
 	// TrustForwardedProto trusts X-Forwarded-Proto from the proxy in front
 	// (for HSTS).
 	TrustForwardedProto bool
+	// SecretKey (base64, 32 bytes) encrypts dedicated databases' DSNs in the control plane.
+	SecretKey string
 }
 
 func (c config) Validate() error {
@@ -76,6 +78,9 @@ func (c config) Redacted() config {
 	}
 	if c.MetricsToken != "" {
 		c.MetricsToken = "xxxxx"
+	}
+	if c.SecretKey != "" {
+		c.SecretKey = "xxxxx"
 	}
 	return c
 }
@@ -109,6 +114,7 @@ func bindConfigOnly(fs *flag.FlagSet) *config {
 	fs.StringVar(&c.KafkaAddr, "kafka-addr", cmp.Or(os.Getenv("PATCHDESK_KAFKA_ADDR"), "127.0.0.1:0"), "listen address of the embedded broker (PATCHDESK_KAFKA_ADDR)")
 	fs.StringVar(&c.SMTPURL, "smtp-url", os.Getenv("PATCHDESK_SMTP_URL"), "smtp://host:port for outgoing mail (PATCHDESK_SMTP_URL); empty writes .eml files")
 	fs.StringVar(&c.MailFrom, "mail-from", cmp.Or(os.Getenv("PATCHDESK_MAIL_FROM"), "PatchDesk <notifications@patchdesk.local>"), "From header of emails (PATCHDESK_MAIL_FROM)")
+	fs.StringVar(&c.SecretKey, "secret-key", os.Getenv(tenancy.SecretKeyEnv), "32 bytes, base64: encrypts dedicated databases' URLs ("+tenancy.SecretKeyEnv+")")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", os.Getenv("PATCHDESK_WEBHOOK_ALLOW_PRIVATE") == "true", "allow webhook targets in private ranges (PATCHDESK_WEBHOOK_ALLOW_PRIVATE)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", envOr("PATCHDESK_METRICS_ADDR", "127.0.0.1:9091"),
 		`listen address of the dedicated /metrics listener (PATCHDESK_METRICS_ADDR); "" or "off" disables it`)
@@ -168,7 +174,25 @@ func openRegistry(ctx context.Context, c *config, log *slog.Logger) (*tenancy.Re
 	if err := tenancy.EnsureDatabase(ctx, c.DatabaseURL); err != nil {
 		return nil, err
 	}
-	return tenancy.Open(ctx, tenancy.Config{DatabaseURL: c.DatabaseURL, Logger: log})
+	cfg := tenancy.Config{DatabaseURL: c.DatabaseURL, Logger: log, ResolveEnv: lookupEnv}
+	if c.SecretKey != "" {
+		key, err := tenancy.ParseSecretKey(c.SecretKey)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", tenancy.SecretKeyEnv, err)
+		}
+		cfg.SecretKey = key
+	}
+	return tenancy.Open(ctx, cfg)
+}
+
+// lookupEnv resolves the env:VAR references of dedicated databases from the
+// process environment.
+func lookupEnv(name string) (string, error) {
+	v, ok := os.LookupEnv(name)
+	if !ok {
+		return "", fmt.Errorf("environment variable %s is not set", name)
+	}
+	return v, nil
 }
 
 func version() string {

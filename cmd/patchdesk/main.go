@@ -18,7 +18,8 @@ commands:
   worker     run the relay, consumers and delivery jobs without the public API
   kafka      run the embedded Kafka-protocol broker on its own
   migrate    bring the control schema and every tenant schema up to date
-  tenants    list | create | suspend | resume tenants
+  tenants    list | create | move (--resume ID | --abort ID) | suspend | resume |
+             export | import | delete | gc   ("patchdesk tenants" alone shows their flags)
   search     reindex SLUG: rebuild a tenant's search index from its tickets
   reports    rebuild SLUG: rebuild a tenant's report aggregates from its timeline
   bench      drive the HTTP API with concurrent clients and report latency
@@ -27,7 +28,7 @@ commands:
 Configuration comes from the environment (DATABASE_URL, PATCHDESK_HTTP_ADDR,
 PATCHDESK_DATA_DIR, PATCHDESK_BASE_DOMAIN, PATCHDESK_LOG_FORMAT, KAFKA_BROKERS,
 PATCHDESK_KAFKA_ADDR, PATCHDESK_SMTP_URL, PATCHDESK_MAIL_FROM,
-PATCHDESK_WEBHOOK_ALLOW_PRIVATE, rate limits
+PATCHDESK_WEBHOOK_ALLOW_PRIVATE, PATCHDESK_SECRET_KEY, rate limits
 PATCHDESK_SIGNUP_PER_MINUTE, PATCHDESK_TOKEN_PER_MINUTE, PATCHDESK_TENANT_PER_MINUTE);
 flags override it.
 `

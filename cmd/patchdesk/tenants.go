@@ -16,6 +16,8 @@ import (
 	"github.com/patchdesk/patchdesk/modules/members"
 	"github.com/patchdesk/patchdesk/modules/obs"
 	"github.com/patchdesk/patchdesk/tenancy"
+	"github.com/patchdesk/patchdesk/tenancy/archive"
+	"github.com/patchdesk/patchdesk/tenancy/move"
 )
 
 const tenantsUsage = `usage: patchdesk tenants list [--json]
@@ -29,8 +31,9 @@ const tenantsUsage = `usage: patchdesk tenants list [--json]
        patchdesk tenants delete SLUG --confirm SLUG
        patchdesk tenants gc          (drop retired copies whose retention passed)
 
-A --database-url given as a URL is stored encrypted with PATCHDESK_SECRET_KEY
-(32 bytes, base64); as env:VAR, only the variable's name is stored.`
+A --database-url given as a URL is stored encrypted with the secret key
+(--secret-key or PATCHDESK_SECRET_KEY: 32 bytes, base64); as env:VAR, only the
+variable's name is stored and every process resolves it from its environment.`
 
 // tenantFlags are the flags of every tenants subcommand.
 type tenantFlags struct {
@@ -95,7 +98,7 @@ func runTenants(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, su
 	}
 	switch sub {
 	case "list":
-		return listTenants(ctx, reg, f.asJSON)
+		return listTenants(ctx, reg, log, f.asJSON)
 	case "create":
 		if err := need(); err != nil {
 			return err
@@ -131,7 +134,7 @@ func runTenants(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, su
 			return err
 		}
 		defer file.Close()
-		t, err := reg.Import(ctx, f.slug, f.name, file)
+		t, err := archive.Import(ctx, reg, f.slug, f.name, file)
 		if err != nil {
 			return err
 		}
@@ -160,19 +163,24 @@ func runTenants(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, su
 	return fmt.Errorf("unknown subcommand %q\n%s", sub, tenantsUsage)
 }
 
-func listTenants(ctx context.Context, reg *tenancy.Registry, asJSON bool) error {
+func listTenants(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, asJSON bool) error {
 	ts, err := reg.List(ctx)
 	if err != nil {
 		return err
 	}
 	type row struct {
 		*tenancy.Tenant
-		SizeBytes int64 `json:"size_bytes"`
+		SizeBytes *int64 `json:"size_bytes"` // null when its database cannot be reached
 	}
 	rows := make([]row, len(ts))
 	for i, t := range ts {
 		rows[i].Tenant = t
-		rows[i].SizeBytes, _ = reg.Size(ctx, t)
+		n, err := reg.Size(ctx, t)
+		if err != nil {
+			log.WarnContext(ctx, "tenant size unknown", "tenant", t.Slug, "database", t.DatabaseID, "err", err)
+			continue
+		}
+		rows[i].SizeBytes = &n
 	}
 	if asJSON {
 		return json.NewEncoder(os.Stdout).Encode(rows)
@@ -186,7 +194,11 @@ func listTenants(ctx context.Context, reg *tenancy.Registry, asJSON bool) error 
 	return w.Flush()
 }
 
-func humanBytes(n int64) string {
+func humanBytes(p *int64) string {
+	if p == nil {
+		return "?"
+	}
+	n := *p
 	switch {
 	case n >= 1<<30:
 		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
@@ -225,19 +237,20 @@ func createTenant(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, 
 }
 
 func moveTenant(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, slug string, f tenantFlags) error {
-	opts := tenancy.MoveOptions{Retain: f.retain, Log: log}
+	mv := move.New(reg)
+	opts := move.Options{Retain: f.retain, Log: log}
 	if f.retain <= 0 {
 		opts.Retain = time.Nanosecond // "0s": retire now (a zero Retain means the default)
 	}
 	var (
-		m   *tenancy.Move
+		m   *move.Move
 		err error
 	)
 	switch {
 	case f.abort != 0:
-		m, err = reg.AbortMove(ctx, f.abort)
+		m, err = mv.Abort(ctx, f.abort)
 	case f.resume != 0:
-		m, err = reg.ResumeMove(ctx, f.resume, opts)
+		m, err = mv.Resume(ctx, f.resume, opts)
 	case slug == "":
 		return fmt.Errorf("missing SLUG\n%s", tenantsUsage)
 	case f.toDatabaseURL != "":
@@ -245,11 +258,11 @@ func moveTenant(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, sl
 		if err := reg.AddDatabase(ctx, id, tenancy.TierDedicated, f.toDatabaseURL); err != nil {
 			return err
 		}
-		m, err = reg.StartMove(ctx, slug, id, opts)
+		m, err = mv.Start(ctx, slug, id, opts)
 	case f.to == tenancy.TierShared:
 		var id string
 		if id, err = reg.SharedDatabase(ctx); err == nil {
-			m, err = reg.StartMove(ctx, slug, id, opts)
+			m, err = mv.Start(ctx, slug, id, opts)
 		}
 	default:
 		return fmt.Errorf("say where: --to-database-url URL or --to shared\n%s", tenantsUsage)
@@ -276,7 +289,7 @@ func exportTenant(ctx context.Context, reg *tenancy.Registry, slug, out string) 
 	if err != nil {
 		return err
 	}
-	if err := reg.Export(ctx, slug, file); err != nil {
+	if err := archive.Export(ctx, reg, slug, file); err != nil {
 		file.Close()
 		os.Remove(tmp)
 		return err

@@ -19,12 +19,14 @@ import (
 func TestTenantLifecycleCLI(t *testing.T) {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	t.Setenv("PATCHDESK_SECRET_KEY", base64.StdEncoding.EncodeToString(key))
+	secret := base64.StdEncoding.EncodeToString(key)
 	control, dedicated := tenancytest.NewDatabase(t), tenancytest.NewDatabase(t)
 	ctx := context.Background()
 	cli := func(args ...string) string {
 		t.Helper()
-		out, err := captureStdout(t, func() error { return run(ctx, append(args, "--control-database-url", control)) })
+		out, err := captureStdout(t, func() error {
+			return run(ctx, append(args, "--control-database-url", control, "--secret-key", secret))
+		})
 		if err != nil {
 			t.Fatalf("%v: %v\n%s", args, err, out)
 		}
@@ -70,5 +72,52 @@ func TestTenantLifecycleCLI(t *testing.T) {
 	}
 	if err := run(ctx, []string{"tenants", "move", "--abort", "999", "--control-database-url", control}); err == nil {
 		t.Fatal("aborting an unknown move succeeded")
+	}
+}
+
+// TestTenantsListWithUnreachableDatabase: a tenant whose database cannot be
+// reached is still listed, its size shown as unknown rather than as 0
+// (issue 10.6: the error was swallowed), and the failure is logged.
+func TestTenantsListWithUnreachableDatabase(t *testing.T) {
+	// Not parallel: captureStdout swaps the process's stdout.
+	control := tenancytest.NewDatabase(t)
+	ctx := context.Background()
+	list := func(args ...string) string {
+		t.Helper()
+		out, err := captureStdout(t, func() error {
+			return run(ctx, append([]string{"tenants", "list", "--control-database-url", control}, args...))
+		})
+		if err != nil {
+			t.Fatalf("tenants list: %v\n%s", err, out)
+		}
+		return out
+	}
+	list() // creates the control schema
+	conn, err := pgx.Connect(ctx, control)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, q := range []string{
+		`INSERT INTO control.databases (id, kind, dsn_ref) VALUES ('gone', 'dedicated', 'env:PATCHDESK_TEST_NEVER_SET_7Q2')`,
+		`INSERT INTO control.tenants (id, slug, name, tier, status, database_id, schema_name, role_name)
+			VALUES (gen_random_uuid(), 'stranded', 'x', 'dedicated', 'active', 'gone', 't_x', 'r_x')`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := list()
+	var row string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "stranded ") {
+			row = l
+		}
+	}
+	if row == "" || !strings.Contains(row, " ? ") || strings.Contains(row, "KiB") {
+		t.Fatalf("list with an unreachable database: %q in\n%s", row, out)
+	}
+	if out := list("--json"); !strings.Contains(out, `"size_bytes":null`) {
+		t.Fatalf("JSON list: size of the stranded tenant is not null:\n%s", out)
 	}
 }

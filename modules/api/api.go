@@ -26,6 +26,7 @@ import (
 	"github.com/patchdesk/patchdesk/modules/search"
 	"github.com/patchdesk/patchdesk/modules/tickets"
 	"github.com/patchdesk/patchdesk/tenancy"
+	"github.com/patchdesk/patchdesk/tenancy/router"
 )
 
 // Config configures the HTTP surface and the modules behind it.
@@ -214,7 +215,8 @@ func metricsHandler(d deps) http.Handler {
 func handler(d deps) (http.Handler, *mux.Router) {
 	root := opsRouter(d)
 	d.members.GlobalRoutes(root)
-	tenantMW := d.reg.Middleware(d.cfg.BaseDomain, respond.Error, func(r *http.Request, t *tenancy.Tenant) {
+
+	tenantMW := router.Middleware(d.reg, d.cfg.BaseDomain, respond.Error, func(r *http.Request, t *tenancy.Tenant) {
 		obs.SetTenant(r, t.Slug)
 	})
 	if d.cfg.BaseDomain != "" {

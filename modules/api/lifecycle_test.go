@@ -12,6 +12,8 @@ import (
 
 	"github.com/patchdesk/patchdesk/modules/api/apitest"
 	"github.com/patchdesk/patchdesk/tenancy"
+	"github.com/patchdesk/patchdesk/tenancy/archive"
+	"github.com/patchdesk/patchdesk/tenancy/move"
 )
 
 func TestDeleteTenantEverywhere(t *testing.T) {
@@ -22,7 +24,7 @@ func TestDeleteTenantEverywhere(t *testing.T) {
 	dedicatedDatabase(t, s, "dedicated-doomed")
 	// A round trip leaves a retired copy in each database.
 	for _, db := range []string{"dedicated-doomed", "main"} {
-		if _, err := s.Reg.StartMove(ctx, "doomed", db, tenancy.MoveOptions{}); err != nil {
+		if _, err := move.New(s.Reg).Start(ctx, "doomed", db, move.Options{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -63,13 +65,13 @@ func TestExportImportRoundTrip(t *testing.T) {
 		src.Call(t, "POST", fmt.Sprintf("/t/exported/api/v1/tickets/%v/comments", r.JSON["number"]), agent.Token, map[string]any{"body": "reply", "internal": i == 1})
 	}
 	src.Call(t, "PATCH", "/t/exported/api/v1/tickets/2", owner, map[string]any{"status": "resolved", "assignee_id": agent.ID})
-	var archive bytes.Buffer
-	if err := src.Reg.Export(ctx, "exported", &archive); err != nil {
+	var buf bytes.Buffer
+	if err := archive.Export(ctx, src.Reg, "exported", &buf); err != nil {
 		t.Fatal(err)
 	}
 
 	dst := apitest.New(t, nil)
-	if _, err := dst.Reg.Import(ctx, "imported", "", bytes.NewReader(archive.Bytes())); err != nil {
+	if _, err := archive.Import(ctx, dst.Reg, "imported", "", bytes.NewReader(buf.Bytes())); err != nil {
 		t.Fatal(err)
 	}
 	token := dst.Login(t, "imported", "owner@exported.test") // same members and passwords
@@ -92,7 +94,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 	if r.Status != 201 || r.JSON["number"] != float64(4) {
 		t.Fatalf("first ticket after import: %s", r)
 	}
-	if _, err := dst.Reg.Import(ctx, "broken", "", bytes.NewReader([]byte("not an archive"))); err == nil {
+	if _, err := archive.Import(ctx, dst.Reg, "broken", "", bytes.NewReader([]byte("not an archive"))); err == nil {
 		t.Fatal("importing garbage succeeded")
 	}
 	if _, err := dst.Reg.Lookup(ctx, "broken"); !errors.Is(err, tenancy.ErrTenantNotFound) {
@@ -110,7 +112,7 @@ func TestSecondProcessFollowsMove(t *testing.T) {
 	if r := sib.Call(t, "POST", "/t/followed/api/v1/tickets", owner, map[string]any{"title": "before", "body": "x"}); r.Status != 201 {
 		t.Fatal(r)
 	}
-	if _, err := s.Reg.StartMove(ctx, "followed", "dedicated-followed", tenancy.MoveOptions{}); err != nil {
+	if _, err := move.New(s.Reg).Start(ctx, "followed", "dedicated-followed", move.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	// ...and follows the move without a restart.

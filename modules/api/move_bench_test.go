@@ -10,7 +10,7 @@ import (
 
 	"github.com/patchdesk/patchdesk/modules/api"
 	"github.com/patchdesk/patchdesk/modules/api/apitest"
-	"github.com/patchdesk/patchdesk/tenancy"
+	"github.com/patchdesk/patchdesk/tenancy/move"
 )
 
 // BenchmarkMoveFreeze moves a tenant holding 100,000 tickets and 500,000
@@ -61,7 +61,7 @@ func BenchmarkMoveFreeze(b *testing.B) {
 		var freezes []int
 		for _, db := range []string{"dedicated-heavy", "main"} {
 			start := time.Now()
-			m, err := s.Reg.StartMove(ctx, "heavy", db, tenancy.MoveOptions{})
+			m, err := move.New(s.Reg).Start(ctx, "heavy", db, move.Options{})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -26,6 +26,11 @@ func AdminURL() string {
 	return cmp.Or(os.Getenv("PATCHDESK_TEST_DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
 }
 
+// SecretKey is the key test registries encrypt dedicated databases' DSNs
+// with (Config.SecretKey): fixed, so that every registry a test opens on a
+// control database can read what another stored.
+var SecretKey = []byte("patchdesk-test-key-32-bytes-long")
+
 // Options tunes the registry a test gets.
 type Options struct {
 	TenantMigrations fs.FS
@@ -64,6 +69,7 @@ func New(t testing.TB, opts *Options) *tenancy.Registry {
 		DatabaseURL:      dsn,
 		MaxConns:         6,
 		TenantMigrations: opts.TenantMigrations,
+		SecretKey:        SecretKey,
 	})
 	if err != nil {
 		t.Fatalf("open registry: %v", err)

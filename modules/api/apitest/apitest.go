@@ -85,7 +85,7 @@ func (s *Server) Sibling(t testing.TB) *Server {
 // NewOn starts the API on an existing database.
 func NewOn(t testing.TB, dsn string, cfg func(*api.Config)) *Server {
 	t.Helper()
-	reg, err := tenancy.Open(context.Background(), tenancy.Config{DatabaseURL: dsn, MaxConns: 8})
+	reg, err := tenancy.Open(context.Background(), tenancy.Config{DatabaseURL: dsn, MaxConns: 8, SecretKey: tenancytest.SecretKey})
 	if err != nil {
 		t.Fatalf("open registry: %v", err)
 	}
