@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"strconv"
 	"strings"
 	"time"
@@ -102,42 +103,97 @@ func (s *Service) HandleEvent(ctx context.Context, m kafka.Message) error {
 	return nil
 }
 
+// What one ticket contributes to the index is bounded, so that a document's
+// cost (the tsvectors recomputed on every write, the snippet built on every
+// search) does not grow with the ticket and can never reach PostgreSQL's
+// 1 MB tsvector limit (SQLSTATE 54000): the title (at most 200 characters),
+// the tags, the first maxBodyChars characters of the description and the
+// newest maxCommentChars characters of public and of internal comments.
+// A tsvector's lexeme bytes never exceed its text's bytes, so a document
+// holds at most 4 × (200 + 8,192 + 2 × 16,384) bytes ≈ 165 KB of lexemes,
+// plus tags and requester. Older comment text of a long thread is no longer
+// searchable; its newest text and the description's beginning are.
+const (
+	maxBodyChars    = 8 << 10
+	maxCommentChars = 16 << 10
+)
+
 func apply(ctx context.Context, tx tenancy.Tx, eventType string, data *events.TicketChange) error {
 	tk := data.Ticket
 	if eventType == events.TicketType(events.Deleted) {
 		_, err := tx.Exec(ctx, `DELETE FROM search_docs WHERE ticket_id = $1`, tk.ID)
 		return err
 	}
-	// Ticket fields only move forward: an older snapshot never overwrites a newer one.
-	if err := upsert(ctx, tx, tk, "", ""); err != nil {
-		return err
+	public, internal := "", ""
+	if c := data.Comment; c != nil && c.Internal {
+		internal = c.Body
+	} else if c != nil {
+		public = c.Body
 	}
-	if c := data.Comment; c != nil {
-		column := "public_text"
-		if c.Internal {
-			column = "internal_text"
-		}
-		if _, err := tx.Exec(ctx, `UPDATE search_docs SET `+column+` = `+column+` || ' ' || $2, updated_at = now() WHERE ticket_id = $1`,
-			tk.ID, c.Body); err != nil {
-			return fmt.Errorf("index comment: %w", err)
-		}
-	}
-	return nil
+	return upsert(ctx, tx, tk, public, internal)
 }
 
+// upsertSQL writes a ticket's document in one statement, so its tsvectors
+// are computed once per event. Ticket fields only move forward (an older
+// snapshot never overwrites a newer one); comment text ($8 public, $9
+// internal) is appended whatever the snapshot's age and trimmed to its
+// newest $12 characters, exactly as Reindex trims the whole thread, joined
+// with ' ' as the tickets module joins comments.
+const upsertSQL = `INSERT INTO search_docs (ticket_id, number, title, status, requester_email, tags_text, body,
+		public_text, internal_text, ticket_version)
+	VALUES ($1, $2, $3, $4, $5, $6, left($7, $11), right($8, $12), right($9, $12), $10)
+	ON CONFLICT (ticket_id) DO UPDATE SET
+		title = CASE WHEN search_docs.ticket_version <= EXCLUDED.ticket_version THEN EXCLUDED.title ELSE search_docs.title END,
+		status = CASE WHEN search_docs.ticket_version <= EXCLUDED.ticket_version THEN EXCLUDED.status ELSE search_docs.status END,
+		requester_email = CASE WHEN search_docs.ticket_version <= EXCLUDED.ticket_version THEN EXCLUDED.requester_email ELSE search_docs.requester_email END,
+		tags_text = CASE WHEN search_docs.ticket_version <= EXCLUDED.ticket_version THEN EXCLUDED.tags_text ELSE search_docs.tags_text END,
+		body = CASE WHEN search_docs.ticket_version <= EXCLUDED.ticket_version THEN EXCLUDED.body ELSE search_docs.body END,
+		ticket_version = greatest(search_docs.ticket_version, EXCLUDED.ticket_version),
+		public_text = CASE WHEN $8 = '' THEN search_docs.public_text
+			ELSE right(concat_ws(' ', nullif(search_docs.public_text, ''), $8), $12) END,
+		internal_text = CASE WHEN $9 = '' THEN search_docs.internal_text
+			ELSE right(concat_ws(' ', nullif(search_docs.internal_text, ''), $9), $12) END,
+		updated_at = now()
+	WHERE search_docs.ticket_version <= EXCLUDED.ticket_version OR $8 <> '' OR $9 <> ''`
+
 func upsert(ctx context.Context, tx tenancy.Tx, tk events.Ticket, public, internal string) error {
-	_, err := tx.Exec(ctx, `INSERT INTO search_docs (ticket_id, number, title, status, requester_email, tags_text, body,
-			public_text, internal_text, ticket_version)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-		ON CONFLICT (ticket_id) DO UPDATE SET title = EXCLUDED.title, status = EXCLUDED.status,
-			requester_email = EXCLUDED.requester_email, tags_text = EXCLUDED.tags_text, body = EXCLUDED.body,
-			ticket_version = EXCLUDED.ticket_version, updated_at = now()
-		WHERE search_docs.ticket_version <= EXCLUDED.ticket_version`,
-		tk.ID, tk.Number, tk.Title, tk.Status, tk.RequesterEmail, strings.Join(tk.Tags, " "), tk.Body, public, internal, tk.Version)
+	// Trimmed here too, so a huge text is not shipped to be thrown away;
+	// trimming twice gives the same text as trimming once.
+	_, err := tx.Exec(ctx, upsertSQL,
+		tk.ID, tk.Number, stripSentinels(tk.Title), tk.Status, tk.RequesterEmail, stripSentinels(strings.Join(tk.Tags, " ")),
+		headRunes(stripSentinels(tk.Body), maxBodyChars), tailRunes(stripSentinels(public), maxCommentChars),
+		tailRunes(stripSentinels(internal), maxCommentChars), tk.Version, maxBodyChars, maxCommentChars)
 	if err != nil {
 		return fmt.Errorf("index ticket %d: %w", tk.Number, err)
 	}
 	return nil
+}
+
+// headRunes returns the first n characters of s (PostgreSQL's left).
+func headRunes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for i := range s {
+		if n == 0 {
+			return s[:i]
+		}
+		n--
+	}
+	return s
+}
+
+// tailRunes returns the last n characters of s (PostgreSQL's right).
+func tailRunes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := len(s)
+	for ; n > 0 && i > 0; n-- {
+		_, size := utf8.DecodeLastRuneInString(s[:i])
+		i -= size
+	}
+	return s[i:]
 }
 
 // Reindex rebuilds a tenant's read model from the source tables in one
@@ -159,7 +215,8 @@ func (s *Service) Reindex(ctx context.Context, t *tenancy.Tenant) (int, error) {
 	return n, nil
 }
 
-// Hit is one search result.
+// Hit is one search result. Snippet is safe HTML: escaped text whose only
+// markup is <mark>…</mark> around the matched words.
 type Hit struct {
 	Number  int64   `json:"number"`
 	Title   string  `json:"title"`
@@ -227,6 +284,7 @@ func (s *Service) Search(ctx context.Context, sub authz.Subject, t *tenancy.Tena
 			if err := rows.Scan(&h.Number, &h.Title, &h.Status, &h.Snippet, &h.Rank); err != nil {
 				return fmt.Errorf("search: %w", err)
 			}
+			h.Snippet = snippetHTML(h.Snippet)
 			hits = append(hits, h)
 		}
 		return rows.Err()
@@ -271,8 +329,8 @@ WITH candidates AS (
 	LIMIT $5
 )
 SELECT number, title, status,
-	ts_headline('english', title || ' — ' || body || ' ' || more, ` + tsqueryExpr + `,
-		'MaxFragments=2, MaxWords=20, MinWords=6, StartSel=<mark>, StopSel=</mark>'),
+	ts_headline('english', translate(title || ' — ' || body || ' ' || more, '` + markStart + markStop + `', ''), ` + tsqueryExpr + `,
+		'MaxFragments=2, MaxWords=20, MinWords=6, StartSel=` + markStart + `, StopSel=` + markStop + `'),
 	(title_hit + rank)::float8
 FROM ranked ORDER BY title_hit DESC, rank DESC, number DESC`
 }
@@ -288,4 +346,46 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// ts_headline marks matches with two private-use characters instead of
+// HTML, which are stripped from the text first, so that the snippet can be
+// HTML-escaped as a whole and only then given its <mark> tags: the user's
+// text can never contribute markup.
+const (
+	markStart = "\uE000"
+	markStop  = "\uE001"
+)
+
+// stripSentinels removes the highlight sentinels from text to be indexed.
+func stripSentinels(s string) string {
+	if !strings.ContainsAny(s, markStart+markStop) {
+		return s
+	}
+	return strings.NewReplacer(markStart, "", markStop, "").Replace(s)
+}
+
+// snippetHTML escapes a ts_headline result and turns its sentinels into
+// balanced <mark> elements.
+func snippetHTML(headline string) string {
+	escaped := html.EscapeString(headline)
+	var b strings.Builder
+	open := false
+	for _, r := range escaped {
+		switch {
+		case r == '\uE000' && !open:
+			b.WriteString("<mark>")
+			open = true
+		case r == '\uE001' && open:
+			b.WriteString("</mark>")
+			open = false
+		case r == '\uE000' || r == '\uE001':
+		default:
+			b.WriteRune(r)
+		}
+	}
+	if open {
+		b.WriteString("</mark>")
+	}
+	return b.String()
 }
