@@ -23,6 +23,7 @@ import (
 	"github.com/patchdesk/patchdesk/modules/bus"
 	"github.com/patchdesk/patchdesk/modules/errs"
 	"github.com/patchdesk/patchdesk/modules/events"
+	"github.com/patchdesk/patchdesk/modules/jobs"
 	"github.com/patchdesk/patchdesk/modules/outbox"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
@@ -50,13 +51,15 @@ type Service struct {
 	reg   Registry
 	src   Sources
 	authz *authz.Authorizer
+	jobs  *jobs.Queue
 	lag   prometheus.Histogram
 }
 
-// NewService builds the search service and registers its index-lag metric.
-func NewService(reg Registry, src Sources, az *authz.Authorizer, prom prometheus.Registerer) (*Service, error) {
-	if reg == nil || src == nil || az == nil || prom == nil {
-		return nil, errors.New("search: registry, sources, authorizer and metrics registry are required")
+// NewService builds the search service, registers its index-lag metric and
+// its refresh job's worker.
+func NewService(reg Registry, src Sources, az *authz.Authorizer, prom prometheus.Registerer, q *jobs.Queue) (*Service, error) {
+	if reg == nil || src == nil || az == nil || prom == nil || q == nil {
+		return nil, errors.New("search: registry, sources, authorizer, metrics registry and job queue are required")
 	}
 	lag := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "patchdesk_search_index_lag_seconds",
@@ -66,10 +69,18 @@ func NewService(reg Registry, src Sources, az *authz.Authorizer, prom prometheus
 	if err := prom.Register(lag); err != nil {
 		return nil, fmt.Errorf("search metrics: %w", err)
 	}
-	return &Service{reg: reg, src: src, authz: az, lag: lag}, nil
+	s := &Service{reg: reg, src: src, authz: az, jobs: q, lag: lag}
+	if err := jobs.Add(q, &refreshWorker{svc: s}); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
-// HandleEvent applies one ticket event to the read model, once.
+// HandleEvent applies one ticket event to the read model, once. A new
+// ticket is searchable when this returns; any later change of indexed text
+// is stored here (cheap, bounded) and its tsvectors are computed by a
+// refresh job (refresh.go), so that one tenant's stream of big comments
+// costs the consumer, and every tenant queued behind it, little.
 func (s *Service) HandleEvent(ctx context.Context, m kafka.Message) error {
 	ev, err := events.Decode(m.Value)
 	if err != nil {
@@ -89,111 +100,34 @@ func (s *Service) HandleEvent(ctx context.Context, m kafka.Message) error {
 	if err != nil {
 		return err
 	}
+	var st docState
 	err = s.reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
 		fresh, err := outbox.MarkProcessed(ctx, tx, ConsumerGroup, ev.ID)
-		if err != nil || !fresh {
+		if err != nil {
 			return err
 		}
-		return apply(ctx, tx, ev.Type, data)
+		if !fresh {
+			// Redelivered: the change is stored; make sure a refresh
+			// follows in case the first delivery failed to queue it.
+			st, err = dirtyState(ctx, tx, data.Ticket.ID)
+			st.queue = st.dirty
+			return err
+		}
+		st, err = apply(ctx, tx, ev, data)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("index event %s: %w", ev.ID, err)
 	}
-	s.lag.Observe(time.Since(ev.OccurredAt).Seconds())
-	return nil
-}
-
-// What one ticket contributes to the index is bounded, so that a document's
-// cost (the tsvectors recomputed on every write, the snippet built on every
-// search) does not grow with the ticket and can never reach PostgreSQL's
-// 1 MB tsvector limit (SQLSTATE 54000): the title (at most 200 characters),
-// the tags, the first maxBodyChars characters of the description and the
-// newest maxCommentChars characters of public and of internal comments.
-// A tsvector's lexeme bytes never exceed its text's bytes, so a document
-// holds at most 4 × (200 + 8,192 + 2 × 16,384) bytes ≈ 165 KB of lexemes,
-// plus tags and requester. Older comment text of a long thread is no longer
-// searchable; its newest text and the description's beginning are.
-const (
-	maxBodyChars    = 8 << 10
-	maxCommentChars = 16 << 10
-)
-
-func apply(ctx context.Context, tx tenancy.Tx, eventType string, data *events.TicketChange) error {
-	tk := data.Ticket
-	if eventType == events.TicketType(events.Deleted) {
-		_, err := tx.Exec(ctx, `DELETE FROM search_docs WHERE ticket_id = $1`, tk.ID)
-		return err
-	}
-	public, internal := "", ""
-	if c := data.Comment; c != nil && c.Internal {
-		internal = c.Body
-	} else if c != nil {
-		public = c.Body
-	}
-	return upsert(ctx, tx, tk, public, internal)
-}
-
-// upsertSQL writes a ticket's document in one statement, so its tsvectors
-// are computed once per event. Ticket fields only move forward (an older
-// snapshot never overwrites a newer one); comment text ($8 public, $9
-// internal) is appended whatever the snapshot's age and trimmed to its
-// newest $12 characters, exactly as Reindex trims the whole thread, joined
-// with ' ' as the tickets module joins comments.
-const upsertSQL = `INSERT INTO search_docs (ticket_id, number, title, status, requester_email, tags_text, body,
-		public_text, internal_text, ticket_version)
-	VALUES ($1, $2, $3, $4, $5, $6, left($7, $11), right($8, $12), right($9, $12), $10)
-	ON CONFLICT (ticket_id) DO UPDATE SET
-		title = CASE WHEN search_docs.ticket_version <= EXCLUDED.ticket_version THEN EXCLUDED.title ELSE search_docs.title END,
-		status = CASE WHEN search_docs.ticket_version <= EXCLUDED.ticket_version THEN EXCLUDED.status ELSE search_docs.status END,
-		requester_email = CASE WHEN search_docs.ticket_version <= EXCLUDED.ticket_version THEN EXCLUDED.requester_email ELSE search_docs.requester_email END,
-		tags_text = CASE WHEN search_docs.ticket_version <= EXCLUDED.ticket_version THEN EXCLUDED.tags_text ELSE search_docs.tags_text END,
-		body = CASE WHEN search_docs.ticket_version <= EXCLUDED.ticket_version THEN EXCLUDED.body ELSE search_docs.body END,
-		ticket_version = greatest(search_docs.ticket_version, EXCLUDED.ticket_version),
-		public_text = CASE WHEN $8 = '' THEN search_docs.public_text
-			ELSE right(concat_ws(' ', nullif(search_docs.public_text, ''), $8), $12) END,
-		internal_text = CASE WHEN $9 = '' THEN search_docs.internal_text
-			ELSE right(concat_ws(' ', nullif(search_docs.internal_text, ''), $9), $12) END,
-		updated_at = now()
-	WHERE search_docs.ticket_version <= EXCLUDED.ticket_version OR $8 <> '' OR $9 <> ''`
-
-func upsert(ctx context.Context, tx tenancy.Tx, tk events.Ticket, public, internal string) error {
-	// Trimmed here too, so a huge text is not shipped to be thrown away;
-	// trimming twice gives the same text as trimming once.
-	_, err := tx.Exec(ctx, upsertSQL,
-		tk.ID, tk.Number, stripSentinels(tk.Title), tk.Status, tk.RequesterEmail, stripSentinels(strings.Join(tk.Tags, " ")),
-		headRunes(stripSentinels(tk.Body), maxBodyChars), tailRunes(stripSentinels(public), maxCommentChars),
-		tailRunes(stripSentinels(internal), maxCommentChars), tk.Version, maxBodyChars, maxCommentChars)
-	if err != nil {
-		return fmt.Errorf("index ticket %d: %w", tk.Number, err)
-	}
-	return nil
-}
-
-// headRunes returns the first n characters of s (PostgreSQL's left).
-func headRunes(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for i := range s {
-		if n == 0 {
-			return s[:i]
+	if st.queue {
+		if err := s.queueRefresh(ctx, t, data.Ticket.ID); err != nil {
+			return fmt.Errorf("index event %s: %w", ev.ID, err)
 		}
-		n--
 	}
-	return s
-}
-
-// tailRunes returns the last n characters of s (PostgreSQL's right).
-func tailRunes(s string, n int) string {
-	if len(s) <= n {
-		return s
+	if !st.dirty {
+		s.lag.Observe(time.Since(ev.OccurredAt).Seconds())
 	}
-	i := len(s)
-	for ; n > 0 && i > 0; n-- {
-		_, size := utf8.DecodeLastRuneInString(s[:i])
-		i -= size
-	}
-	return s[i:]
+	return nil
 }
 
 // Reindex rebuilds a tenant's read model from the source tables in one
@@ -206,7 +140,8 @@ func (s *Service) Reindex(ctx context.Context, t *tenancy.Tenant) (int, error) {
 		}
 		return s.src.ForEachSource(ctx, tx, func(src events.TicketText) error {
 			n++
-			return upsert(ctx, tx, src.Ticket, src.PublicText, src.InternalText)
+			_, err := upsert(ctx, tx, src.Ticket, src.PublicText, src.InternalText, nil)
+			return err
 		})
 	})
 	if err != nil {
