@@ -15,8 +15,9 @@ import (
 )
 
 // refreshArgs asks for a document's tsvectors to be brought up to its text.
-// Jobs are not unique: one queued while another runs must not be dropped,
-// and a job finding its document clean costs one indexed UPDATE.
+// The consumer queues one when a document turns dirty (or its mark is
+// stale); jobs are not unique, as one queued while another runs must not be
+// dropped, and a job finding its document clean costs one indexed query.
 type refreshArgs struct {
 	TenantID uuid.UUID `json:"tenant_id"`
 	TicketID uuid.UUID `json:"ticket_id"`
@@ -36,10 +37,23 @@ type refreshWorker struct {
 	svc *Service
 }
 
-// Work recomputes a dirty document's tsvectors: clearing the mark makes the
-// table's trigger compute them from the text as it is now, every change
-// made since the mark included (a concurrent append waits for the row lock
-// and marks the document again, queueing another refresh).
+// refreshSQL computes a dirty document's vectors from a snapshot of its
+// text, before the UPDATE takes the row lock, so that the consumer appending
+// to the same document never waits for the computation. The mark is cleared
+// only if the text is still the one computed from (text_rev); otherwise the
+// newer vectors are kept and the document stays dirty for another round.
+const refreshSQL = `WITH cur AS (
+	SELECT d.ticket_id, d.text_rev, d.dirty_since, v.doc_public, v.doc_all
+	FROM search_docs d, search_doc_vectors(d.title, d.tags_text, d.body, d.public_text, d.internal_text, d.requester_email) v
+	WHERE d.ticket_id = $1 AND d.dirty_since IS NOT NULL
+)
+UPDATE search_docs d SET doc_public = cur.doc_public, doc_all = cur.doc_all,
+	dirty_since = CASE WHEN d.text_rev = cur.text_rev THEN NULL ELSE d.dirty_since END
+FROM cur WHERE d.ticket_id = cur.ticket_id
+RETURNING cur.dirty_since, d.dirty_since IS NULL`
+
+// Work brings a dirty document's vectors up to its text, in as many rounds
+// as it takes while the text keeps changing.
 func (w *refreshWorker) Work(ctx context.Context, job *river.Job[refreshArgs]) error {
 	t, err := w.svc.reg.ByID(ctx, job.Args.TenantID)
 	if errors.Is(err, tenancy.ErrTenantNotFound) {
@@ -48,17 +62,22 @@ func (w *refreshWorker) Work(ctx context.Context, job *river.Job[refreshArgs]) e
 	if err != nil {
 		return err
 	}
-	var since time.Time
+	var (
+		since time.Time
+		clean bool
+	)
 	err = w.svc.reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
-		return tx.QueryRow(ctx, `UPDATE search_docs d SET dirty_since = NULL
-			FROM (SELECT ticket_id, dirty_since FROM search_docs WHERE ticket_id = $1 AND dirty_since IS NOT NULL FOR UPDATE) old
-			WHERE d.ticket_id = old.ticket_id RETURNING old.dirty_since`, job.Args.TicketID).Scan(&since)
+		return tx.QueryRow(ctx, refreshSQL, job.Args.TicketID).Scan(&since, &clean)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil // refreshed by an earlier job, or deleted
 	}
 	if err != nil {
 		return fmt.Errorf("refresh search document: %w", err)
+	}
+	if !clean {
+		// Changed while computing: go again, behind the jobs queued meanwhile.
+		return river.JobSnooze(0)
 	}
 	w.svc.lag.Observe(time.Since(since).Seconds())
 	return nil
