@@ -57,45 +57,74 @@ func apply(ctx context.Context, tx tenancy.Tx, ev *events.Envelope, data *events
 	return upsert(ctx, tx, tk, public, internal, &deferred)
 }
 
-// upsertSQL writes a ticket's document in one statement. Ticket fields only
-// move forward (an older snapshot never overwrites a newer one); comment
-// text ($8 public, $9 internal) is appended whatever the snapshot's age and
-// trimmed to its newest $12 characters, exactly as Reindex trims the whole
-// thread, joined with ' ' as the tickets module joins comments. An update
-// marks the document dirty since $13 (NULL: compute now); the table's
-// trigger (migration 00007) computes the tsvectors of a clean row and
-// leaves a dirty one to the refresh job, and clears the mark when no
-// indexed text changed.
-const upsertSQL = `INSERT INTO search_docs (ticket_id, number, title, status, requester_email, tags_text, body,
+// docSet is the SET list shared by updateSQL and upsertSQL, with N.x
+// standing for the event's value of column x, and docCond their condition.
+// Ticket fields only move forward (an older snapshot never overwrites a
+// newer one); comment text ($8 public, $9 internal) is appended whatever the
+// snapshot's age and trimmed to its newest $12 characters, exactly as
+// Reindex trims the whole thread, joined with ' ' as the tickets module
+// joins comments. The document is marked dirty since $13 (NULL: compute
+// now); the table's trigger (migration 00007) computes the tsvectors of an
+// unmarked row, leaves a marked one to the refresh job, and drops the mark
+// when no indexed text changed.
+const (
+	docSet = `
+		number = N.number,
+		title = CASE WHEN d.ticket_version <= N.ticket_version THEN N.title ELSE d.title END,
+		status = CASE WHEN d.ticket_version <= N.ticket_version THEN N.status ELSE d.status END,
+		requester_email = CASE WHEN d.ticket_version <= N.ticket_version THEN N.requester_email ELSE d.requester_email END,
+		tags_text = CASE WHEN d.ticket_version <= N.ticket_version THEN N.tags_text ELSE d.tags_text END,
+		body = CASE WHEN d.ticket_version <= N.ticket_version THEN N.body ELSE d.body END,
+		ticket_version = greatest(d.ticket_version, N.ticket_version),
+		public_text = CASE WHEN $8 = '' THEN d.public_text ELSE right(concat_ws(' ', nullif(d.public_text, ''), $8), $12) END,
+		internal_text = CASE WHEN $9 = '' THEN d.internal_text ELSE right(concat_ws(' ', nullif(d.internal_text, ''), $9), $12) END,
+		dirty_since = coalesce(d.dirty_since, $13),
+		updated_at = now()`
+	docCond = `(d.ticket_version <= N.ticket_version OR $8 <> '' OR $9 <> '')`
+)
+
+var (
+	params   = strings.NewReplacer("N.number", "$2", "N.title", "$3", "N.status", "$4", "N.requester_email", "$5", "N.tags_text", "$6", "N.body", "left($7, $11)", "N.ticket_version", "$10")
+	excluded = strings.NewReplacer("N.", "EXCLUDED.")
+
+	// updateSQL applies a change to an existing document. It is tried
+	// before an INSERT because a BEFORE INSERT trigger runs, computing
+	// tsvectors, even for a row that then conflicts.
+	updateSQL = `UPDATE search_docs d SET` + params.Replace(docSet) + `
+	WHERE d.ticket_id = $1 AND ` + params.Replace(docCond) + `
+	RETURNING d.dirty_since`
+
+	// upsertSQL writes a new document, or updates one like updateSQL.
+	upsertSQL = `INSERT INTO search_docs AS d (ticket_id, number, title, status, requester_email, tags_text, body,
 		public_text, internal_text, ticket_version)
 	VALUES ($1, $2, $3, $4, $5, $6, left($7, $11), right($8, $12), right($9, $12), $10)
-	ON CONFLICT (ticket_id) DO UPDATE SET
-		title = CASE WHEN search_docs.ticket_version <= EXCLUDED.ticket_version THEN EXCLUDED.title ELSE search_docs.title END,
-		status = CASE WHEN search_docs.ticket_version <= EXCLUDED.ticket_version THEN EXCLUDED.status ELSE search_docs.status END,
-		requester_email = CASE WHEN search_docs.ticket_version <= EXCLUDED.ticket_version
-			THEN EXCLUDED.requester_email ELSE search_docs.requester_email END,
-		tags_text = CASE WHEN search_docs.ticket_version <= EXCLUDED.ticket_version THEN EXCLUDED.tags_text ELSE search_docs.tags_text END,
-		body = CASE WHEN search_docs.ticket_version <= EXCLUDED.ticket_version THEN EXCLUDED.body ELSE search_docs.body END,
-		ticket_version = greatest(search_docs.ticket_version, EXCLUDED.ticket_version),
-		public_text = CASE WHEN $8 = '' THEN search_docs.public_text
-			ELSE right(concat_ws(' ', nullif(search_docs.public_text, ''), $8), $12) END,
-		internal_text = CASE WHEN $9 = '' THEN search_docs.internal_text
-			ELSE right(concat_ws(' ', nullif(search_docs.internal_text, ''), $9), $12) END,
-		dirty_since = coalesce(search_docs.dirty_since, $13),
-		updated_at = now()
-	WHERE search_docs.ticket_version <= EXCLUDED.ticket_version OR $8 <> '' OR $9 <> ''
-	RETURNING dirty_since`
+	ON CONFLICT (ticket_id) DO UPDATE SET` + excluded.Replace(docSet) + `
+	WHERE ` + excluded.Replace(docCond) + `
+	RETURNING d.dirty_since`
+)
 
+// upsert writes a document. With deferAt (the consumer), a change to an
+// existing document is stored and marked for the refresh job, and a new
+// document is indexed at once; without (Reindex), the document is indexed
+// at once.
 func upsert(ctx context.Context, tx tenancy.Tx, tk events.Ticket, public, internal string, deferAt *time.Time) (docState, error) {
 	// Trimmed here too, so a huge text is not shipped to be thrown away;
 	// trimming twice gives the same text as trimming once.
-	var since *time.Time
-	err := tx.QueryRow(ctx, upsertSQL,
-		tk.ID, tk.Number, stripSentinels(tk.Title), tk.Status, tk.RequesterEmail, stripSentinels(strings.Join(tk.Tags, " ")),
+	args := []any{tk.ID, tk.Number, stripSentinels(tk.Title), tk.Status, tk.RequesterEmail, stripSentinels(strings.Join(tk.Tags, " ")),
 		headRunes(stripSentinels(tk.Body), maxBodyChars), tailRunes(stripSentinels(public), maxCommentChars),
-		tailRunes(stripSentinels(internal), maxCommentChars), tk.Version, maxBodyChars, maxCommentChars, deferAt).Scan(&since)
+		tailRunes(stripSentinels(internal), maxCommentChars), tk.Version, maxBodyChars, maxCommentChars, nil}
+	var since *time.Time
+	err := pgx.ErrNoRows
+	if deferAt != nil {
+		err = tx.QueryRow(ctx, updateSQL, append(args[:12:12], deferAt)...).Scan(&since)
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
-		return docState{}, nil // an older snapshot without text: nothing to do
+		// No document yet (or an older snapshot without text, which the
+		// conflict clause ignores).
+		err = tx.QueryRow(ctx, upsertSQL, args...).Scan(&since)
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return docState{}, nil
 	}
 	if err != nil {
 		return docState{}, fmt.Errorf("index ticket %d: %w", tk.Number, err)
