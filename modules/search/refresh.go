@@ -32,6 +32,11 @@ func (refreshArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: jobs.QueueSearch, MaxAttempts: 10}
 }
 
+// refreshBackoff spaces the refreshes of a document that changes while it
+// is refreshed (River promotes snoozed jobs every few seconds, so the real
+// spacing is up to about 5 s).
+const refreshBackoff = time.Second
+
 type refreshWorker struct {
 	river.WorkerDefaults[refreshArgs]
 	svc *Service
@@ -76,8 +81,11 @@ func (w *refreshWorker) Work(ctx context.Context, job *river.Job[refreshArgs]) e
 		return fmt.Errorf("refresh search document: %w", err)
 	}
 	if !clean {
-		// Changed while computing: go again, behind the jobs queued meanwhile.
-		return river.JobSnooze(0)
+		// Changed while computing: the document is being written to as fast
+		// as it can be indexed. Go again later rather than at once, so that
+		// a tenant flooding one ticket pays with that ticket's freshness,
+		// not with the database time every other tenant's indexing needs.
+		return river.JobSnooze(refreshBackoff)
 	}
 	w.svc.lag.Observe(time.Since(since).Seconds())
 	return nil
