@@ -72,6 +72,14 @@ func (w *refreshWorker) Work(ctx context.Context, job *river.Job[refreshArgs]) e
 		clean bool
 	)
 	err = w.svc.reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
+		// The commit does not wait for its WAL flush, so the row lock the
+		// consumer may be waiting for is released sooner. Nothing can be
+		// lost: River records the job completed afterwards with a
+		// synchronous commit, which flushes this one's WAL first; a crash
+		// before that leaves the job unfinished, and River runs it again.
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+			return err
+		}
 		return tx.QueryRow(ctx, refreshSQL, job.Args.TicketID).Scan(&since, &clean)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
