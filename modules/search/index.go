@@ -16,9 +16,10 @@ import (
 )
 
 // What one ticket contributes to the index is bounded, so that a document's
-// cost (the tsvectors recomputed on every write, the snippet built on every
-// search) does not grow with the ticket and can never reach PostgreSQL's
-// 1 MB tsvector limit (SQLSTATE 54000): the title (at most 200 characters),
+// cost (the text stored per event, the tsvectors computed per refresh, the
+// snippet built per search) does not grow with the ticket and can never
+// reach PostgreSQL's 1 MB tsvector limit (SQLSTATE 54000): the title (at
+// most 200 characters),
 // the tags, the first maxBodyChars characters of the description and the
 // newest maxCommentChars characters of public and of internal comments.
 // A tsvector's lexeme bytes never exceed its text's bytes, so a document
