@@ -22,9 +22,10 @@ import (
 // most 200 characters),
 // the tags, the first maxBodyChars characters of the description and the
 // newest maxCommentChars characters of public and of internal comments.
-// A tsvector's lexeme bytes never exceed its text's bytes, so a document
-// holds at most 4 × (200 + 8,192 + 2 × 16,384) bytes ≈ 165 KB of lexemes,
-// plus tags and requester. Older comment text of a long thread is no longer
+// A tsvector stores each distinct word of its text once, normalised
+// (lower-casing lengthens a few characters by a byte at most), so a
+// document holds at most about 1.5 × 4 × (200 + 8,192 + 2 × 16,384) bytes
+// ≈ 250 KB of lexemes, plus tags and requester: far from the limit. Older comment text of a long thread is no longer
 // searchable; its newest text and the description's beginning are.
 const (
 	maxBodyChars    = 8 << 10
