@@ -146,7 +146,7 @@ func New(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, metrics *
 	if err != nil {
 		return nil, err
 	}
-	ssvc, err := search.NewService(reg, tsvc, az, metrics.Registry)
+	ssvc, err := search.NewService(reg, tsvc, az, metrics.Registry, queue)
 	if err != nil {
 		return nil, err
 	}

@@ -33,10 +33,14 @@ type Config struct {
 	Log         *slog.Logger
 }
 
+// QueueSearch is the queue of search index refreshes.
+const QueueSearch = "search"
+
 // Queues, with their concurrency.
 var queues = map[string]river.QueueConfig{
 	"deliveries": {MaxWorkers: 20},
 	"exports":    {MaxWorkers: 2},
+	QueueSearch:  {MaxWorkers: 2},
 }
 
 // Queue inserts and works jobs.

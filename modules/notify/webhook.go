@@ -38,12 +38,9 @@ func Sign(secret string, body []byte) string {
 // errPrivateTarget refuses webhook targets inside the operator's network.
 var errPrivateTarget = errors.New("webhook target is a private, loopback or link-local address")
 
-func privateAddr(a netip.Addr) bool {
-	a = a.Unmap()
-	return a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
-		a.IsUnspecified() || a.IsMulticast() || a.IsInterfaceLocalMulticast() ||
-		netip.MustParsePrefix("100.64.0.0/10").Contains(a) // carrier-grade NAT
-}
+// privateAddr is the special-purpose registry check of ssrf.go, used on the
+// dialled address and at registration.
+func privateAddr(a netip.Addr) bool { return blockedTarget(a) }
 
 // newWebhookClient returns an HTTP client that, unless allowPrivate, refuses
 // to connect to private addresses: the check runs on the address actually

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -46,8 +47,54 @@ func (s *Service) RequestExport(ctx context.Context, sub authz.Subject, t *tenan
 	if err != nil {
 		return uuid.Nil, err
 	}
-	err = s.jobs.Insert(ctx, t.DatabaseID, river.InsertManyParams{Args: exportArgs{TenantID: t.ID, ExportID: id}})
-	return id, err
+	// The row is committed before its job is queued (the job lives in another
+	// schema, out of the tenant's transaction): if this insert fails or the
+	// process dies first, SweepExports queues it later.
+	if err := s.jobs.Insert(ctx, t.DatabaseID, exportJob(t.ID, id)); err != nil {
+		return uuid.Nil, err
+	}
+	if _, err := s.SweepExports(ctx, t); err != nil {
+		return id, err
+	}
+	return id, nil
+}
+
+func exportJob(tenant, export uuid.UUID) river.InsertManyParams {
+	return river.InsertManyParams{Args: exportArgs{TenantID: tenant, ExportID: export}}
+}
+
+// staleExport is how long an export may stay pending before its job is
+// assumed lost. Queueing again is harmless before that too (jobs are unique
+// by arguments), this only saves the insert while the job is on its way.
+const staleExport = 30 * time.Second
+
+// SweepExports queues a job for every export of the tenant still pending
+// after staleExport: a row whose job insert failed, or was never made
+// because the process stopped between the two, would otherwise stay pending
+// forever. It runs whenever an export is requested or looked at pending,
+// which are the moments someone waits for one; it returns how many it queued.
+func (s *Service) SweepExports(ctx context.Context, t *tenancy.Tenant) (int, error) {
+	var ids []uuid.UUID
+	err := s.reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id FROM report_exports WHERE status = 'pending' AND created_at < now() - make_interval(secs => $1)
+			ORDER BY created_at LIMIT 100`, staleExport.Seconds())
+		if err != nil {
+			return fmt.Errorf("find stale exports: %w", err)
+		}
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		return err
+	})
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	params := make([]river.InsertManyParams, len(ids))
+	for i, id := range ids {
+		params[i] = exportJob(t.ID, id)
+	}
+	if err := s.jobs.Insert(ctx, t.DatabaseID, params...); err != nil {
+		return 0, fmt.Errorf("queue stale exports: %w", err)
+	}
+	return len(ids), nil
 }
 
 // GetExport returns an export's state and, once done, its CSV.
@@ -63,7 +110,15 @@ func (s *Service) GetExport(ctx context.Context, sub authz.Subject, t *tenancy.T
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, errs.Errorf(errs.ErrNotFound, "export not found")
 	}
-	return &e, err
+	if err != nil {
+		return nil, err
+	}
+	if e.Status == "pending" && time.Since(e.CreatedAt) > staleExport {
+		if _, err := s.SweepExports(ctx, t); err != nil {
+			return nil, err
+		}
+	}
+	return &e, nil
 }
 
 type exportArgs struct {
@@ -151,10 +206,15 @@ func (s *Service) writeCSV(ctx context.Context, tx tenancy.Tx) (string, int, err
 	for _, l := range lines {
 		assignee := ""
 		if l.assignee != nil {
-			if _, ok := emails[*l.assignee]; !ok {
-				emails[*l.assignee], _, _ = s.dir.MemberContact(ctx, tx, *l.assignee)
+			email, ok := emails[*l.assignee]
+			if !ok {
+				email, err = s.assigneeEmail(ctx, tx, *l.assignee)
+				if err != nil {
+					return "", 0, fmt.Errorf("export ticket %d: %w", l.number, err)
+				}
+				emails[*l.assignee] = email
 			}
-			assignee = emails[*l.assignee]
+			assignee = email
 		}
 		_ = w.Write([]string{strconv.FormatInt(l.number, 10), cell(l.title), l.status, l.priority, cell(assignee), cell(l.requester),
 			l.created.UTC().Format(time.RFC3339), timeCell(l.resolved), intCell(l.firstResponse), intCell(l.resolve)})
@@ -163,14 +223,41 @@ func (s *Service) writeCSV(ctx context.Context, tx tenancy.Tx) (string, int, err
 	return b.String(), len(lines), w.Error()
 }
 
-// cell neutralises spreadsheet formulas: a cell starting with = + - @ or a
-// tab/CR is prefixed with a quote so spreadsheets show it as text.
+// assigneeEmail returns an assignee's address, or "" for a member no longer
+// active; any other failure is the export's.
+func (s *Service) assigneeEmail(ctx context.Context, tx tenancy.Tx, id uuid.UUID) (string, error) {
+	email, _, err := s.dir.MemberContact(ctx, tx, id)
+	if errors.Is(err, errs.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("assignee contact: %w", err)
+	}
+	return email, nil
+}
+
+// cell neutralises spreadsheet formulas (CSV injection): a cell that
+// starts with = + - @ ; a tab or a carriage return, or their full-width
+// forms, is prefixed with a quote so spreadsheets show it as text. Leading
+// whitespace and invisible format characters (zero-width space and joiners,
+// BOM, bidi marks, soft hyphen) are looked through, since spreadsheets
+// ignore or trim them before deciding that a cell is a formula.
 func cell(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
+	for _, r := range s {
+		switch {
+		case strings.ContainsRune(formulaStarts, r):
+			return "'" + s
+		case unicode.IsSpace(r) || unicode.Is(unicode.Cf, r):
+			continue
+		}
+		return s
 	}
 	return s
 }
+
+// formulaStarts are the characters that make a spreadsheet read a cell as a
+// formula (or, for ; in some locales, split it), ASCII and full-width.
+const formulaStarts = "=+-@;\t\r＝＋－＠；"
 
 func timeCell(t *time.Time) string {
 	if t == nil {

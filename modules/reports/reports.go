@@ -17,6 +17,7 @@ import (
 
 	"github.com/patchdesk/patchdesk/modules/authz"
 	"github.com/patchdesk/patchdesk/modules/bus"
+	"github.com/patchdesk/patchdesk/modules/errs"
 	"github.com/patchdesk/patchdesk/modules/events"
 	"github.com/patchdesk/patchdesk/modules/jobs"
 	"github.com/patchdesk/patchdesk/modules/outbox"
@@ -164,8 +165,11 @@ func (s *Service) firstResponse(ctx context.Context, tx tenancy.Tx, c change) er
 		return nil
 	}
 	_, role, err := s.dir.MemberContact(ctx, tx, *c.ActorID)
-	if err != nil || role == authz.RoleCustomer {
-		return nil // a customer's reply, or a member since removed
+	switch {
+	case errors.Is(err, errs.ErrNotFound), err == nil && role == authz.RoleCustomer:
+		return nil // a member since removed, or a customer's reply
+	case err != nil:
+		return fmt.Errorf("first response author: %w", err)
 	}
 	_, err = tx.Exec(ctx, `UPDATE report_tickets SET first_response_at = $2 WHERE ticket_id = $1 AND first_response_at IS NULL`, c.TicketID, c.At)
 	return err

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/patchdesk/patchdesk/modules/bus"
 	"github.com/patchdesk/patchdesk/modules/errs"
 	"github.com/patchdesk/patchdesk/modules/events"
+	"github.com/patchdesk/patchdesk/modules/jobs"
 	"github.com/patchdesk/patchdesk/modules/outbox"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
@@ -49,13 +51,15 @@ type Service struct {
 	reg   Registry
 	src   Sources
 	authz *authz.Authorizer
+	jobs  *jobs.Queue
 	lag   prometheus.Histogram
 }
 
-// NewService builds the search service and registers its index-lag metric.
-func NewService(reg Registry, src Sources, az *authz.Authorizer, prom prometheus.Registerer) (*Service, error) {
-	if reg == nil || src == nil || az == nil || prom == nil {
-		return nil, errors.New("search: registry, sources, authorizer and metrics registry are required")
+// NewService builds the search service, registers its index-lag metric and
+// its refresh job's worker.
+func NewService(reg Registry, src Sources, az *authz.Authorizer, prom prometheus.Registerer, q *jobs.Queue) (*Service, error) {
+	if reg == nil || src == nil || az == nil || prom == nil || q == nil {
+		return nil, errors.New("search: registry, sources, authorizer, metrics registry and job queue are required")
 	}
 	lag := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "patchdesk_search_index_lag_seconds",
@@ -65,10 +69,18 @@ func NewService(reg Registry, src Sources, az *authz.Authorizer, prom prometheus
 	if err := prom.Register(lag); err != nil {
 		return nil, fmt.Errorf("search metrics: %w", err)
 	}
-	return &Service{reg: reg, src: src, authz: az, lag: lag}, nil
+	s := &Service{reg: reg, src: src, authz: az, jobs: q, lag: lag}
+	if err := jobs.Add(q, &refreshWorker{svc: s}); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
-// HandleEvent applies one ticket event to the read model, once.
+// HandleEvent applies one ticket event to the read model, once. A new
+// ticket is searchable when this returns; any later change of indexed text
+// is stored here (cheap, bounded) and its tsvectors are computed by a
+// refresh job (refresh.go), so that one tenant's stream of big comments
+// costs the consumer, and every tenant queued behind it, little.
 func (s *Service) HandleEvent(ctx context.Context, m kafka.Message) error {
 	ev, err := events.Decode(m.Value)
 	if err != nil {
@@ -88,54 +100,32 @@ func (s *Service) HandleEvent(ctx context.Context, m kafka.Message) error {
 	if err != nil {
 		return err
 	}
+	var st docState
 	err = s.reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
 		fresh, err := outbox.MarkProcessed(ctx, tx, ConsumerGroup, ev.ID)
-		if err != nil || !fresh {
+		if err != nil {
 			return err
 		}
-		return apply(ctx, tx, ev.Type, data)
+		if !fresh {
+			// Redelivered: the change is stored; make sure a refresh
+			// follows in case the first delivery failed to queue it.
+			st, err = dirtyState(ctx, tx, data.Ticket.ID)
+			st.queue = st.dirty
+			return err
+		}
+		st, err = apply(ctx, tx, ev, data)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("index event %s: %w", ev.ID, err)
 	}
-	s.lag.Observe(time.Since(ev.OccurredAt).Seconds())
-	return nil
-}
-
-func apply(ctx context.Context, tx tenancy.Tx, eventType string, data *events.TicketChange) error {
-	tk := data.Ticket
-	if eventType == events.TicketType(events.Deleted) {
-		_, err := tx.Exec(ctx, `DELETE FROM search_docs WHERE ticket_id = $1`, tk.ID)
-		return err
-	}
-	// Ticket fields only move forward: an older snapshot never overwrites a newer one.
-	if err := upsert(ctx, tx, tk, "", ""); err != nil {
-		return err
-	}
-	if c := data.Comment; c != nil {
-		column := "public_text"
-		if c.Internal {
-			column = "internal_text"
-		}
-		if _, err := tx.Exec(ctx, `UPDATE search_docs SET `+column+` = `+column+` || ' ' || $2, updated_at = now() WHERE ticket_id = $1`,
-			tk.ID, c.Body); err != nil {
-			return fmt.Errorf("index comment: %w", err)
+	if st.queue {
+		if err := s.queueRefresh(ctx, t, data.Ticket.ID); err != nil {
+			return fmt.Errorf("index event %s: %w", ev.ID, err)
 		}
 	}
-	return nil
-}
-
-func upsert(ctx context.Context, tx tenancy.Tx, tk events.Ticket, public, internal string) error {
-	_, err := tx.Exec(ctx, `INSERT INTO search_docs (ticket_id, number, title, status, requester_email, tags_text, body,
-			public_text, internal_text, ticket_version)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-		ON CONFLICT (ticket_id) DO UPDATE SET title = EXCLUDED.title, status = EXCLUDED.status,
-			requester_email = EXCLUDED.requester_email, tags_text = EXCLUDED.tags_text, body = EXCLUDED.body,
-			ticket_version = EXCLUDED.ticket_version, updated_at = now()
-		WHERE search_docs.ticket_version <= EXCLUDED.ticket_version`,
-		tk.ID, tk.Number, tk.Title, tk.Status, tk.RequesterEmail, strings.Join(tk.Tags, " "), tk.Body, public, internal, tk.Version)
-	if err != nil {
-		return fmt.Errorf("index ticket %d: %w", tk.Number, err)
+	if !st.dirty {
+		s.lag.Observe(time.Since(ev.OccurredAt).Seconds())
 	}
 	return nil
 }
@@ -150,7 +140,8 @@ func (s *Service) Reindex(ctx context.Context, t *tenancy.Tenant) (int, error) {
 		}
 		return s.src.ForEachSource(ctx, tx, func(src events.TicketText) error {
 			n++
-			return upsert(ctx, tx, src.Ticket, src.PublicText, src.InternalText)
+			_, err := upsert(ctx, tx, src.Ticket, src.PublicText, src.InternalText, nil)
+			return err
 		})
 	})
 	if err != nil {
@@ -159,7 +150,8 @@ func (s *Service) Reindex(ctx context.Context, t *tenancy.Tenant) (int, error) {
 	return n, nil
 }
 
-// Hit is one search result.
+// Hit is one search result. Snippet is safe HTML: escaped text whose only
+// markup is <mark>…</mark> around the matched words.
 type Hit struct {
 	Number  int64   `json:"number"`
 	Title   string  `json:"title"`
@@ -227,6 +219,7 @@ func (s *Service) Search(ctx context.Context, sub authz.Subject, t *tenancy.Tena
 			if err := rows.Scan(&h.Number, &h.Title, &h.Status, &h.Snippet, &h.Rank); err != nil {
 				return fmt.Errorf("search: %w", err)
 			}
+			h.Snippet = snippetHTML(h.Snippet)
 			hits = append(hits, h)
 		}
 		return rows.Err()
@@ -271,8 +264,8 @@ WITH candidates AS (
 	LIMIT $5
 )
 SELECT number, title, status,
-	ts_headline('english', title || ' — ' || body || ' ' || more, ` + tsqueryExpr + `,
-		'MaxFragments=2, MaxWords=20, MinWords=6, StartSel=<mark>, StopSel=</mark>'),
+	ts_headline('english', translate(title || ' — ' || body || ' ' || more, '` + markStart + markStop + `', ''), ` + tsqueryExpr + `,
+		'MaxFragments=2, MaxWords=20, MinWords=6, StartSel=` + markStart + `, StopSel=` + markStop + `'),
 	(title_hit + rank)::float8
 FROM ranked ORDER BY title_hit DESC, rank DESC, number DESC`
 }
@@ -288,4 +281,46 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// ts_headline marks matches with two private-use characters instead of
+// HTML, which are stripped from the text first, so that the snippet can be
+// HTML-escaped as a whole and only then given its <mark> tags: the user's
+// text can never contribute markup.
+const (
+	markStart = "\uE000"
+	markStop  = "\uE001"
+)
+
+// stripSentinels removes the highlight sentinels from text to be indexed.
+func stripSentinels(s string) string {
+	if !strings.ContainsAny(s, markStart+markStop) {
+		return s
+	}
+	return strings.NewReplacer(markStart, "", markStop, "").Replace(s)
+}
+
+// snippetHTML escapes a ts_headline result and turns its sentinels into
+// balanced <mark> elements.
+func snippetHTML(headline string) string {
+	escaped := html.EscapeString(headline)
+	var b strings.Builder
+	open := false
+	for _, r := range escaped {
+		switch {
+		case r == '\uE000' && !open:
+			b.WriteString("<mark>")
+			open = true
+		case r == '\uE001' && open:
+			b.WriteString("</mark>")
+			open = false
+		case r == '\uE000' || r == '\uE001':
+		default:
+			b.WriteRune(r)
+		}
+	}
+	if open {
+		b.WriteString("</mark>")
+	}
+	return b.String()
 }
