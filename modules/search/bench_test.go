@@ -126,19 +126,26 @@ func BenchmarkIndexLag(b *testing.B) {
 		ticker := time.NewTicker(5 * time.Millisecond) // 200/s
 		deadline := time.Now().Add(10 * time.Second)
 		var wg sync.WaitGroup
-		var failed atomic.Int64
+		var failed, created, writes atomic.Int64
 		for i := 0; time.Now().Before(deadline); i++ {
 			<-ticker.C
 			wg.Go(func() {
 				var r apitest.Resp
-				if i%2 == 0 {
+				// Comment only on tickets already acknowledged, so no
+				// write races the create it depends on.
+				if n := created.Load(); i%2 == 0 || n == 0 {
 					r = s.Call(b, "POST", "/t/lagged/api/v1/tickets", owner, map[string]any{"title": fmt.Sprintf("lag %d", i), "body": "x"})
+					if r.Status == 201 {
+						created.Add(1)
+					}
 				} else {
-					r = s.Call(b, "POST", fmt.Sprintf("/t/lagged/api/v1/tickets/%d/comments", max(i/2, 1)), owner, map[string]any{"body": "more"})
+					r = s.Call(b, "POST", fmt.Sprintf("/t/lagged/api/v1/tickets/%d/comments", 1+int64(i)%n), owner, map[string]any{"body": "more"})
 				}
 				if r.Status != 201 {
 					failed.Add(1)
+					return
 				}
+				writes.Add(1)
 			})
 		}
 		ticker.Stop()
@@ -146,8 +153,8 @@ func BenchmarkIndexLag(b *testing.B) {
 		if n := failed.Load(); n > 0 {
 			b.Fatalf("%d writes failed", n)
 		}
+		drainWrites(b, s, "lagged", int(writes.Load()))
 	}
-	time.Sleep(3 * time.Second) // let the consumer drain
 	mfs, err := s.Metrics.Registry.Gather()
 	if err != nil {
 		b.Fatal(err)
@@ -173,4 +180,27 @@ func BenchmarkIndexLag(b *testing.B) {
 		b.ReportMetric(quantile(0.5)*1000, "lag-p50-ms")
 		b.ReportMetric(quantile(0.95)*1000, "lag-p95-ms")
 	}
+}
+
+// drainWrites waits until the search consumer has processed an event for
+// every acknowledged write of slug and no document waits for a refresh, so
+// the histogram read afterwards holds every write's lag.
+func drainWrites(b *testing.B, s *apitest.Server, slug string, writes int) {
+	ctx := context.Background()
+	t, err := s.Reg.Resolve(ctx, slug)
+	if err != nil {
+		b.Fatal(err)
+	}
+	apitest.Eventually(b, 10*time.Minute, "search events drained", func() bool {
+		var processed int
+		var dirty bool
+		err := s.Reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
+			return tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM processed_events WHERE consumer = 'patchdesk-search'),
+				EXISTS (SELECT 1 FROM search_docs WHERE dirty_since IS NOT NULL)`).Scan(&processed, &dirty)
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return processed >= writes && !dirty
+	})
 }
