@@ -18,7 +18,7 @@ import (
 type Handler func(ctx context.Context, m kafka.Message) error
 
 // ErrPermanent marks a failure that retrying cannot fix; the message goes
-// straight to the dead-letter topic.
+// straight to the dead-letter topic. See also Poison and Classify.
 var ErrPermanent = errors.New("permanent failure")
 
 // ConsumerConfig configures a consumer group member.
@@ -27,16 +27,27 @@ type ConsumerConfig struct {
 	Topic   string
 	// Group is the consumer group; each read model or side effect has its own.
 	Group string
-	// MaxAttempts bounds handler attempts per message before dead-lettering (default 5).
+	// MaxAttempts bounds handler attempts of a poison message before
+	// dead-lettering (default 5). Transient failures are retried without limit.
 	MaxAttempts int
-	// Backoff is the first retry delay, doubled per attempt (default 100ms).
+	// Backoff is the first retry delay (default 100ms).
 	Backoff time.Duration
-	Log     *slog.Logger
+	// MaxBackoff caps the delay between retries of a transient failure (default 30s).
+	MaxBackoff time.Duration
+	// AttemptTimeout bounds one handler call (default 1m); running out is transient.
+	AttemptTimeout time.Duration
+	Log            *slog.Logger
 }
 
+// attemptsPerStep is how many retries share one backoff delay before it
+// doubles; each step is logged once, so a long outage logs a few dozen lines.
+const attemptsPerStep = 3
+
 // Consumer reads a topic as a member of a group: at-least-once, committing
-// each message only after its handler succeeded or it was dead-lettered, so a
-// poison message never blocks its partition.
+// each message only after its handler succeeded or it was dead-lettered.
+// Messages are handled one at a time, so while one is retried nothing behind
+// it is read: its partition (and this member's others) wait, visible on the
+// lag and retrying gauges, rather than skipping a side effect.
 type Consumer struct {
 	cfg     ConsumerConfig
 	handle  Handler
@@ -47,8 +58,9 @@ type Consumer struct {
 
 // ConsumerMetrics are shared by every consumer of a process.
 type ConsumerMetrics struct {
-	handled *prometheus.CounterVec
-	lag     *prometheus.GaugeVec
+	handled  *prometheus.CounterVec
+	lag      *prometheus.GaugeVec
+	retrying *prometheus.GaugeVec
 }
 
 // NewConsumerMetrics registers the consumer metrics.
@@ -60,8 +72,11 @@ func NewConsumerMetrics(reg prometheus.Registerer) *ConsumerMetrics {
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "patchdesk_consumer_lag", Help: "Messages between the group's position and the end of the partition it last read.",
 		}, []string{"group"}),
+		retrying: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "patchdesk_consumer_retrying", Help: "1 while the group's member is retrying a message after a transient failure (its partitions wait).",
+		}, []string{"group"}),
 	}
-	reg.MustRegister(m.handled, m.lag)
+	reg.MustRegister(m.handled, m.lag, m.retrying)
 	return m
 }
 
@@ -69,6 +84,8 @@ func NewConsumerMetrics(reg prometheus.Registerer) *ConsumerMetrics {
 func NewConsumer(cfg ConsumerConfig, metrics *ConsumerMetrics, handle Handler) (*Consumer, error) {
 	cfg.MaxAttempts = cmp.Or(cfg.MaxAttempts, 5)
 	cfg.Backoff = cmp.Or(cfg.Backoff, 100*time.Millisecond)
+	cfg.MaxBackoff = max(cmp.Or(cfg.MaxBackoff, 30*time.Second), cfg.Backoff)
+	cfg.AttemptTimeout = cmp.Or(cfg.AttemptTimeout, time.Minute)
 	cfg.Topic = cmp.Or(cfg.Topic, TopicEvents)
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -101,18 +118,23 @@ func NewConsumer(cfg ConsumerConfig, metrics *ConsumerMetrics, handle Handler) (
 func (c *Consumer) Run(ctx context.Context) error {
 	defer c.dlq.Close()
 	defer c.reader.Close()
+	fetchRetry := c.backoff()
 	for {
 		m, err := c.reader.FetchMessage(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err != nil {
-			c.cfg.Log.WarnContext(ctx, "fetch message", "group", c.cfg.Group, "err", err)
-			if !sleep(ctx, time.Second) {
+			d, step := fetchRetry.next()
+			if step {
+				c.cfg.Log.WarnContext(ctx, "fetch message: retrying", "group", c.cfg.Group, "retry_in", d, "err", err)
+			}
+			if !sleep(ctx, d) {
 				return nil
 			}
 			continue
 		}
+		fetchRetry = c.backoff()
 		// A handler attempt in progress finishes even if shutdown starts;
 		// retries and dead-lettering stop at shutdown, leaving the message
 		// uncommitted so it is delivered again.
@@ -126,30 +148,87 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
-// process runs the handler with bounded retries, then dead-letters. It
-// reports whether the message is done with (and may be committed).
+// process runs the handler until it succeeds, retrying transient failures
+// without limit and poison ones a bounded number of times, then dead-letters.
+// It reports whether the message is done with (and may be committed).
 func (c *Consumer) process(ctx context.Context, m kafka.Message) bool {
-	work := context.WithoutCancel(ctx)
-	var err error
-	for attempt := 1; attempt <= c.cfg.MaxAttempts; attempt++ {
-		if err = c.handle(work, m); err == nil {
+	retry := c.backoff()
+	poisoned := 0
+	defer c.metrics.retrying.WithLabelValues(c.cfg.Group).Set(0)
+	for attempt := 1; ; attempt++ {
+		err := c.attempt(ctx, m)
+		if err == nil {
 			c.metrics.handled.WithLabelValues(c.cfg.Group, "ok").Inc()
+			if attempt > 1 {
+				c.cfg.Log.InfoContext(ctx, "message handled after retries", "group", c.cfg.Group,
+					"partition", m.Partition, "offset", m.Offset, "attempts", attempt)
+			}
 			return true
 		}
-		if errors.Is(err, ErrPermanent) {
-			break
+		var delay time.Duration
+		switch class := Classify(err); class {
+		case Retry:
+			c.metrics.retrying.WithLabelValues(c.cfg.Group).Set(1)
+			var step bool
+			if delay, step = retry.next(); step {
+				c.cfg.Log.WarnContext(ctx, "handler failed transiently: retrying, partition held", "group", c.cfg.Group,
+					"partition", m.Partition, "offset", m.Offset, "attempts", attempt, "retry_in", delay, "err", err)
+			}
+		default:
+			poisoned++
+			if class == DeadLetterNow || poisoned >= c.cfg.MaxAttempts {
+				return c.giveUp(ctx, m, err)
+			}
+			delay = c.cfg.Backoff << (poisoned - 1)
 		}
 		c.metrics.handled.WithLabelValues(c.cfg.Group, "retried").Inc()
-		if attempt < c.cfg.MaxAttempts && !sleep(ctx, c.cfg.Backoff<<(attempt-1)) {
+		c.metrics.lag.WithLabelValues(c.cfg.Group).Set(float64(c.reader.Stats().Lag))
+		if !sleep(ctx, delay) {
 			return false
 		}
 	}
+}
+
+// attempt runs the handler once, bounded by AttemptTimeout and not cancelled
+// by shutdown (a half-done attempt would only be redone).
+func (c *Consumer) attempt(ctx context.Context, m kafka.Message) error {
+	work, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.AttemptTimeout)
+	defer cancel()
+	return c.handle(work, m)
+}
+
+// giveUp dead-letters a poison message.
+func (c *Consumer) giveUp(ctx context.Context, m kafka.Message, err error) bool {
 	c.cfg.Log.ErrorContext(ctx, "dead-lettering message", "group", c.cfg.Group, "partition", m.Partition, "offset", m.Offset, "err", err)
 	if !c.deadLetter(ctx, m, err) {
 		return false
 	}
 	c.metrics.handled.WithLabelValues(c.cfg.Group, "dead_lettered").Inc()
 	return true
+}
+
+// backoff returns the consumer's capped exponential retry schedule.
+func (c *Consumer) backoff() *retrySchedule {
+	return &retrySchedule{first: c.cfg.Backoff, max: c.cfg.MaxBackoff}
+}
+
+// retrySchedule is a capped exponential backoff that keeps each delay for
+// attemptsPerStep retries.
+type retrySchedule struct {
+	first, max time.Duration
+	n          int
+}
+
+// next returns the delay before the next retry, and whether it starts a new
+// step (the moment to log).
+func (r *retrySchedule) next() (time.Duration, bool) {
+	step, newStep := r.n/attemptsPerStep, r.n%attemptsPerStep == 0
+	r.n++
+	d := r.first << min(step, 30)
+	if d <= 0 || d > r.max {
+		d = r.max
+	}
+	return d, newStep
 }
 
 // deadLetter writes m to the dead-letter topic, retrying until it is stored
