@@ -244,8 +244,8 @@ func (h *Handler) listDeliveries(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	status := r.URL.Query().Get("status")
-	if status != "" && !slices.Contains([]string{StatusPending, StatusSent, StatusFailed, StatusDead}, status) {
-		respond.Error(w, r, errs.Errorf(errs.ErrInvalidInput, "status must be pending, sent, failed or dead"))
+	if status != "" && !slices.Contains([]string{StatusPending, StatusSent, StatusFailed, StatusDead, StatusCancelled}, status) {
+		respond.Error(w, r, errs.Errorf(errs.ErrInvalidInput, "status must be pending, sent, failed, dead or cancelled"))
 		return
 	}
 	before, err := newestFirst(r)

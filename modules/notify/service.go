@@ -48,13 +48,17 @@ type Config struct {
 	// 12 attempts span about eight hours).
 	RetryBase time.Duration
 	RetryMax  time.Duration
-	Log       *slog.Logger
+	// ReconcileEvery is how often each database schedules the due deliveries
+	// that lost their job (default 20s); see Reconcile.
+	ReconcileEvery time.Duration
+	Log            *slog.Logger
 }
 
 // Registry is what notify needs from tenancy.
 type Registry interface {
 	tenancy.TxRunner
 	ByID(ctx context.Context, id uuid.UUID) (*tenancy.Tenant, error)
+	List(ctx context.Context) ([]*tenancy.Tenant, error)
 }
 
 // Directory answers questions about members; members.Service implements it.
@@ -88,6 +92,7 @@ func NewService(cfg Config, reg Registry, dir Directory, az *authz.Authorizer, q
 	cfg.MaxAttempts = cmp.Or(cfg.MaxAttempts, 12)
 	cfg.RetryBase = cmp.Or(cfg.RetryBase, 30*time.Second)
 	cfg.RetryMax = cmp.Or(cfg.RetryMax, 2*time.Hour)
+	cfg.ReconcileEvery = cmp.Or(cfg.ReconcileEvery, 20*time.Second)
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -110,9 +115,10 @@ func NewService(cfg Config, reg Registry, dir Directory, az *authz.Authorizer, q
 	}
 	s := &Service{cfg: cfg, reg: reg, dir: dir, authz: az, mailer: mailer, metrics: m, jobs: q,
 		http: newWebhookClient(cfg.WebhookTimeout, cfg.AllowPrivateWebhooks)}
-	if err := jobs.Add(q, &deliveryWorker{svc: s}); err != nil {
+	if err := errors.Join(jobs.Add(q, &deliveryWorker{svc: s}), jobs.Add(q, &reconcileWorker{svc: s})); err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
 	}
+	q.Periodic(cfg.ReconcileEvery, func(databaseID string) river.JobArgs { return reconcileArgs{DatabaseID: databaseID} })
 	return s, nil
 }
 
@@ -128,11 +134,19 @@ func (s *Service) HandleEvent(ctx context.Context, m kafka.Message) error {
 		return nil
 	}
 	t, err := s.reg.ByID(ctx, ev.TenantID)
-	if errors.Is(err, tenancy.ErrTenantNotFound) || err == nil && t.Status != tenancy.StatusActive {
-		return nil // deleted or suspended tenants get no side effects
+	if errors.Is(err, tenancy.ErrTenantNotFound) {
+		return nil // deleted tenants get no side effects
 	}
 	if err != nil {
 		return err
+	}
+	if t.Status != tenancy.StatusActive {
+		// Suspended: no side effects for what happened meanwhile, recorded as
+		// such so the decision is visible (and final).
+		return s.reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
+			_, err := outbox.MarkProcessed(ctx, tx, ConsumerGroup, ev.ID)
+			return err
+		})
 	}
 	var pending []pendingDelivery
 	err = s.reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {

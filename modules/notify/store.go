@@ -21,6 +21,8 @@ const (
 	StatusSent    = "sent"
 	StatusFailed  = "failed"
 	StatusDead    = "dead"
+	// StatusCancelled: the webhook was deactivated or deleted before the delivery was sent.
+	StatusCancelled = "cancelled"
 )
 
 // Delivery is one email or webhook, with its attempt history.
@@ -95,6 +97,21 @@ func pendingFor(ctx context.Context, tx tenancy.Tx, event uuid.UUID) ([]pendingD
 	})
 }
 
+// dueDeliveries lists deliveries waiting for an attempt whose time passed
+// more than grace ago: the ones a lost job would leave behind.
+func dueDeliveries(ctx context.Context, tx tenancy.Tx, grace time.Duration, limit int) ([]pendingDelivery, error) {
+	rows, err := tx.Query(ctx, `SELECT id, round FROM deliveries WHERE status IN ('pending', 'failed')
+		AND coalesce(next_attempt_at, updated_at) < now() - make_interval(secs => $1) ORDER BY created_at LIMIT $2`,
+		grace.Seconds(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("due deliveries: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (pendingDelivery, error) {
+		var p pendingDelivery
+		return p, r.Scan(&p.ID, &p.Round)
+	})
+}
+
 func getDelivery(ctx context.Context, tx tenancy.Tx, id uuid.UUID, forUpdate bool) (*Delivery, error) {
 	q := `SELECT ` + deliveryColumns + ` FROM deliveries WHERE id = $1`
 	if forUpdate {
@@ -139,16 +156,17 @@ func activeWebhooks(ctx context.Context, tx tenancy.Tx) ([]Webhook, error) {
 	})
 }
 
-func webhookSecret(ctx context.Context, tx tenancy.Tx, id uuid.UUID) (string, error) {
-	var secret string
-	err := tx.QueryRow(ctx, `SELECT secret FROM webhooks WHERE id = $1`, id).Scan(&secret)
+// webhookTarget returns a webhook's secret and whether it still wants
+// deliveries; a deleted webhook does not.
+func webhookTarget(ctx context.Context, tx tenancy.Tx, id uuid.UUID) (secret string, active bool, err error) {
+	err = tx.QueryRow(ctx, `SELECT secret, active FROM webhooks WHERE id = $1`, id).Scan(&secret, &active)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", errs.Errorf(errs.ErrNotFound, "webhook removed")
+		return "", false, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("webhook secret: %w", err)
+		return "", false, fmt.Errorf("webhook secret: %w", err)
 	}
-	return secret, nil
+	return secret, active, nil
 }
 
 // Notification is one in-app notification.
