@@ -148,10 +148,10 @@ type Hook struct {
 	// Idempotency-Key (delivery id).
 	byEvent    map[string]int
 	byDelivery map[string]int
-	bodies  map[string][]byte
-	at      map[string]time.Time
-	invalid int
-	status  int
+	bodies     map[string][]byte
+	at         map[string]time.Time
+	invalid    int
+	status     int
 }
 
 // StartHook starts a receiver that checks signatures with secret.
