@@ -130,6 +130,7 @@ func (q *Queue) client(ctx context.Context, databaseID string) (*river.Client[pg
 		Logger:               q.cfg.Log,
 		MaxAttempts:          q.cfg.MaxAttempts,
 		RescueStuckJobsAfter: q.cfg.RescueAfter,
+		JobTimeout:           min(time.Minute, q.cfg.RescueAfter/2), // River requires it below the rescue
 		PeriodicJobs:         periodic,
 	})
 	if err != nil {

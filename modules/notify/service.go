@@ -48,6 +48,9 @@ type Config struct {
 	// 12 attempts span about eight hours).
 	RetryBase time.Duration
 	RetryMax  time.Duration
+	// AttemptTimeout bounds one delivery attempt as a job (default 1m); keep
+	// it below the job queue's RescueAfter, or a slow attempt is run twice.
+	AttemptTimeout time.Duration
 	// ReconcileEvery is how often each database schedules the due deliveries
 	// that lost their job (default 20s); see Reconcile.
 	ReconcileEvery time.Duration
@@ -93,6 +96,7 @@ func NewService(cfg Config, reg Registry, dir Directory, az *authz.Authorizer, q
 	cfg.RetryBase = cmp.Or(cfg.RetryBase, 30*time.Second)
 	cfg.RetryMax = cmp.Or(cfg.RetryMax, 2*time.Hour)
 	cfg.ReconcileEvery = cmp.Or(cfg.ReconcileEvery, 20*time.Second)
+	cfg.AttemptTimeout = cmp.Or(cfg.AttemptTimeout, time.Minute)
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}

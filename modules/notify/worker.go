@@ -46,7 +46,13 @@ func (w *deliveryWorker) NextRetry(job *river.Job[deliveryArgs]) time.Time {
 }
 
 // Timeout bounds one attempt, beyond the webhook and SMTP timeouts.
-func (w *deliveryWorker) Timeout(*river.Job[deliveryArgs]) time.Duration { return time.Minute }
+func (w *deliveryWorker) Timeout(*river.Job[deliveryArgs]) time.Duration {
+	return w.svc.cfg.AttemptTimeout
+}
+
+// infraRetry is how soon an attempt that could not read its delivery (the
+// database away) runs again; snoozing does not use up one of its attempts.
+const infraRetry = 2 * time.Second
 
 // attempt sends a delivery once and records the outcome: sent; failed with
 // the next attempt time; dead after the last attempt; or cancelled when its
@@ -58,6 +64,9 @@ func (s *Service) attempt(ctx context.Context, args deliveryArgs, attempt int) e
 	t, err := s.reg.ByID(ctx, args.TenantID)
 	if errors.Is(err, tenancy.ErrTenantNotFound) {
 		return river.JobCancel(err)
+	}
+	if errs.IsTransient(err) {
+		return river.JobSnooze(infraRetry)
 	}
 	if err != nil {
 		return err
@@ -82,8 +91,11 @@ func (s *Service) attempt(ctx context.Context, args deliveryArgs, attempt int) e
 	if errors.Is(err, errs.ErrNotFound) {
 		return river.JobCancel(err) // the delivery is gone
 	}
+	if errs.IsTransient(err) {
+		return river.JobSnooze(infraRetry)
+	}
 	if err != nil {
-		return err // the database, most likely: River retries
+		return err
 	}
 	if d.round != args.Round || (d.Status != StatusPending && d.Status != StatusFailed) {
 		return nil // already done, or superseded by a manual retry
@@ -96,7 +108,7 @@ func (s *Service) attempt(ctx context.Context, args deliveryArgs, attempt int) e
 		s.metrics.outcomes.WithLabelValues(d.Channel, StatusCancelled).Inc()
 		return nil
 	}
-	sendErr := s.send(ctx, d, secret)
+	sendErr := s.send(ctx, t, d, secret)
 	status, next, lastErr := StatusSent, (*time.Time)(nil), (*string)(nil)
 	// The row's count survives a lost job; River's restarts with a new one.
 	attempt = max(attempt, d.Attempts+1)
@@ -145,14 +157,14 @@ func (s *Service) record(ctx context.Context, t *tenancy.Tenant, id uuid.UUID, s
 	}
 }
 
-func (s *Service) send(ctx context.Context, d *Delivery, secret string) error {
+func (s *Service) send(ctx context.Context, t *tenancy.Tenant, d *Delivery, secret string) error {
 	switch d.Channel {
 	case "email":
 		var p struct{ From, To, Message string }
 		if err := json.Unmarshal(d.payload, &p); err != nil {
 			return fmt.Errorf("decode email: %w", err)
 		}
-		return s.mailer.Send(ctx, d.ID, p.From, p.To, []byte(p.Message))
+		return s.mailer.Send(ctx, t.ID, d.ID, p.From, p.To, []byte(p.Message))
 	case "webhook":
 		return postWebhook(ctx, s.http, d.Target, secret, d.ID.String(), d.EventID.String(), d.EventType, d.payload)
 	}
