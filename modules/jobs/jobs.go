@@ -95,14 +95,28 @@ func (q *Queue) Periodic(every time.Duration, args func(databaseID string) river
 
 // Insert schedules jobs in a database's queue.
 func (q *Queue) Insert(ctx context.Context, databaseID string, params ...river.InsertManyParams) error {
+	_, err := q.InsertNew(ctx, databaseID, params...)
+	return err
+}
+
+// InsertNew schedules jobs in a database's queue and reports how many were
+// new: a unique job that is already queued or running is skipped.
+func (q *Queue) InsertNew(ctx context.Context, databaseID string, params ...river.InsertManyParams) (int, error) {
 	c, err := q.client(ctx, databaseID)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if _, err := c.InsertMany(ctx, params); err != nil {
-		return fmt.Errorf("insert jobs: %w", err)
+	res, err := c.InsertMany(ctx, params)
+	if err != nil {
+		return 0, fmt.Errorf("insert jobs: %w", err)
 	}
-	return nil
+	n := 0
+	for _, r := range res {
+		if !r.UniqueSkippedAsDuplicate {
+			n++
+		}
+	}
+	return n, nil
 }
 
 func (q *Queue) client(ctx context.Context, databaseID string) (*river.Client[pgx.Tx], error) {

@@ -55,6 +55,10 @@ func TestDeliveryWithoutJobIsReconciled(t *testing.T) {
 	if counts := e.hook.Deliveries(); counts[deliveryID.String()] != 1 || len(counts) != 1 {
 		t.Fatalf("webhook receipts by delivery id: %v", counts)
 	}
+	// Sent, it is not due any more: reconciling again schedules nothing.
+	if n, err := e.s.App.Notify.Reconcile(ctx, tn.DatabaseID); err != nil || n != 0 {
+		t.Fatalf("reconcile after sending: %d new jobs, %v", n, err)
+	}
 }
 
 // TestDeactivatedWebhookDeliveryIsCancelled (issue 9.10): a delivery

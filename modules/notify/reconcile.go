@@ -51,7 +51,7 @@ func (w *reconcileWorker) Work(ctx context.Context, job *river.Job[reconcileArgs
 // tables are not the tenant's), so a crash, a database blip or a failed job
 // insert between the two can leave a delivery without a job; this finds it.
 // Deliveries that still have a live job are skipped by River's uniqueness.
-// It returns how many deliveries it (re)scheduled or found scheduled.
+// It returns how many deliveries had lost their job and got a new one.
 func (s *Service) Reconcile(ctx context.Context, databaseID string) (int, error) {
 	tenants, err := s.reg.List(ctx)
 	if err != nil {
@@ -68,14 +68,18 @@ func (s *Service) Reconcile(ctx context.Context, databaseID string) (int, error)
 			due, err = dueDeliveries(ctx, tx, reconcileGrace, reconcileBatch)
 			return err
 		})
+		added := 0
 		if err == nil {
-			err = s.schedule(ctx, t, due)
+			added, err = s.scheduleNew(ctx, t, due)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("reconcile deliveries of %s: %w", t.Slug, err))
 			continue
 		}
-		n += len(due)
+		if added > 0 {
+			s.cfg.Log.WarnContext(ctx, "scheduled deliveries that had lost their job", "tenant", t.Slug, "count", added)
+		}
+		n += added
 	}
 	return n, errors.Join(errs...)
 }

@@ -306,18 +306,26 @@ func (s *Service) queueWebhooks(ctx context.Context, tx tenancy.Tx, ev *ticketEv
 // schedule enqueues a River job per pending delivery; River's uniqueness by
 // arguments makes re-scheduling the same (delivery, round) harmless.
 func (s *Service) schedule(ctx context.Context, t *tenancy.Tenant, pending []pendingDelivery) error {
+	_, err := s.scheduleNew(ctx, t, pending)
+	return err
+}
+
+// scheduleNew is schedule, reporting how many jobs were new (the others
+// were queued or running already).
+func (s *Service) scheduleNew(ctx context.Context, t *tenancy.Tenant, pending []pendingDelivery) (int, error) {
 	if len(pending) == 0 {
-		return nil
+		return 0, nil
 	}
 	params := make([]river.InsertManyParams, len(pending))
 	for i, p := range pending {
 		params[i] = river.InsertManyParams{Args: deliveryArgs{TenantID: t.ID, DeliveryID: p.ID, Round: p.Round},
 			InsertOpts: &river.InsertOpts{MaxAttempts: s.cfg.MaxAttempts}}
 	}
-	if err := s.jobs.Insert(ctx, t.DatabaseID, params...); err != nil {
-		return fmt.Errorf("schedule deliveries: %w", err)
+	n, err := s.jobs.InsertNew(ctx, t.DatabaseID, params...)
+	if err != nil {
+		return 0, fmt.Errorf("schedule deliveries: %w", err)
 	}
-	return nil
+	return n, nil
 }
 
 // backoff is the delay before attempt+1: exponential from RetryBase, capped
