@@ -23,6 +23,7 @@ import (
 
 	"github.com/patchdesk/patchdesk/modules/authz"
 	"github.com/patchdesk/patchdesk/modules/bus"
+	"github.com/patchdesk/patchdesk/modules/errs"
 	"github.com/patchdesk/patchdesk/modules/jobs"
 	"github.com/patchdesk/patchdesk/modules/outbox"
 	"github.com/patchdesk/patchdesk/tenancy"
@@ -207,8 +208,11 @@ func (s *Service) notifyMembers(ctx context.Context, tx tenancy.Tx, ev *ticketEv
 	title := fmt.Sprintf("#%d %s", tk.Number, tk.Title)
 	for id := range who {
 		_, role, err := s.dir.MemberContact(ctx, tx, id)
-		if err != nil {
+		if errors.Is(err, errs.ErrNotFound) {
 			continue // gone or deactivated
+		}
+		if err != nil {
+			return fmt.Errorf("notify member %s: %w", id, err)
 		}
 		if ev.internal() && role == authz.RoleCustomer {
 			continue
@@ -263,8 +267,11 @@ func (s *Service) queueEmails(ctx context.Context, tx tenancy.Tx, t *tenancy.Ten
 	case "assigned":
 		if tk.AssigneeID != nil && *tk.AssigneeID != ev.actor() {
 			addr, _, err := s.dir.MemberContact(ctx, tx, *tk.AssigneeID)
-			if err != nil {
+			if errors.Is(err, errs.ErrNotFound) {
 				return nil // assignee deactivated since: nobody to tell
+			}
+			if err != nil {
+				return fmt.Errorf("assignee contact: %w", err)
 			}
 			e := base
 			e.To = addr
