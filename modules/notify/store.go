@@ -179,3 +179,86 @@ type Notification struct {
 	CreatedAt    time.Time  `json:"created_at"`
 	ReadAt       *time.Time `json:"read_at"`
 }
+
+func listNotifications(ctx context.Context, tx tenancy.Tx, member uuid.UUID, unreadOnly bool, before position, limit int) ([]Notification, error) {
+	rows, err := tx.Query(ctx, `SELECT id, type, ticket_number, title, summary, created_at, read_at FROM notifications
+		WHERE member_id = $1 AND (NOT $2 OR read_at IS NULL) AND (created_at, id) < ($3, $4)
+		ORDER BY created_at DESC, id DESC LIMIT $5`, member, unreadOnly, before.At, before.ID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list notifications: %w", err)
+	}
+	items, err := pgx.AppendRows(make([]Notification, 0, limit), rows, func(row pgx.CollectableRow) (Notification, error) {
+		var n Notification
+		return n, row.Scan(&n.ID, &n.Type, &n.TicketNumber, &n.Title, &n.Summary, &n.CreatedAt, &n.ReadAt)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list notifications: %w", err)
+	}
+	return items, nil
+}
+
+func markNotificationRead(ctx context.Context, tx tenancy.Tx, member, id uuid.UUID) error {
+	tag, err := tx.Exec(ctx, `UPDATE notifications SET read_at = coalesce(read_at, now()) WHERE id = $1 AND member_id = $2`, id, member)
+	if err != nil {
+		return fmt.Errorf("mark notification read: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return errs.Errorf(errs.ErrNotFound, "notification not found")
+	}
+	return nil
+}
+
+func markAllNotificationsRead(ctx context.Context, tx tenancy.Tx, member uuid.UUID) error {
+	if _, err := tx.Exec(ctx, `UPDATE notifications SET read_at = now() WHERE member_id = $1 AND read_at IS NULL`, member); err != nil {
+		return fmt.Errorf("mark notifications read: %w", err)
+	}
+	return nil
+}
+
+func insertWebhook(ctx context.Context, tx tenancy.Tx, hook *Webhook, createdBy uuid.UUID) error {
+	err := tx.QueryRow(ctx, `INSERT INTO webhooks (url, events, secret, created_by) VALUES ($1, $2, $3, $4) RETURNING id, created_at`,
+		hook.URL, hook.Events, hook.Secret, createdBy).Scan(&hook.ID, &hook.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("create webhook: %w", err)
+	}
+	return nil
+}
+
+func deactivateWebhook(ctx context.Context, tx tenancy.Tx, id uuid.UUID) error {
+	tag, err := tx.Exec(ctx, `UPDATE webhooks SET active = false WHERE id = $1 AND active`, id)
+	if err != nil {
+		return fmt.Errorf("delete webhook: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return errs.Errorf(errs.ErrNotFound, "webhook not found")
+	}
+	return nil
+}
+
+func listDeliveries(ctx context.Context, tx tenancy.Tx, status string, before position, limit int) ([]*Delivery, error) {
+	rows, err := tx.Query(ctx, `SELECT `+deliveryColumns+` FROM deliveries
+		WHERE ($1 = '' OR status = $1) AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4`,
+		status, before.At, before.ID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries: %w", err)
+	}
+	defer rows.Close()
+	items := []*Delivery{}
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, d)
+	}
+	return items, rows.Err()
+}
+
+// startRound makes a delivery pending again, in a new round of attempts.
+func startRound(ctx context.Context, tx tenancy.Tx, p pendingDelivery) error {
+	if _, err := tx.Exec(ctx, `UPDATE deliveries SET status = 'pending', round = $2, attempts = 0, next_attempt_at = now(),
+		updated_at = now() WHERE id = $1`, p.ID, p.Round); err != nil {
+		return fmt.Errorf("retry delivery: %w", err)
+	}
+	return nil
+}
