@@ -6,9 +6,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/patchdesk/patchdesk/modules/api"
 	"github.com/patchdesk/patchdesk/modules/api/apitest"
+	"github.com/patchdesk/patchdesk/modules/notify"
+	"github.com/patchdesk/patchdesk/modules/outbox"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
 
@@ -91,5 +94,55 @@ func TestDeactivatedWebhookDeliveryIsCancelled(t *testing.T) {
 	}
 	if d[0]["channel"] != "webhook" || d[0]["last_error"] == nil {
 		t.Fatalf("cancelled delivery: %v", d[0])
+	}
+}
+
+// TestRedeliveredEventSchedulesStrandedDelivery: the crash window of issue
+// 21.2, replayed with the real consumer. The handler's transaction committed
+// (event marked processed, delivery pending) and the process died before
+// inserting the job, so the Kafka offset was not committed: the event comes
+// again, is "already processed", and must still schedule what is pending.
+// Reconciliation is out of the way (hourly, and the row is not due for an
+// hour), so only the redelivery can schedule it.
+func TestRedeliveredEventSchedulesStrandedDelivery(t *testing.T) {
+	t.Parallel()
+	e := setup(t, "redelivered", func(c *api.Config) { c.Notify.ReconcileEvery = time.Hour })
+	hookID := e.webhookID(t)
+	e.ev.StopConsumer(notify.ConsumerGroup)
+	if r := e.call(t, e.owner, "POST", "/tickets", map[string]any{"title": "crash window", "body": "x"}); r.Status != 201 {
+		t.Fatal(r)
+	}
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, e.s.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	var eventID uuid.UUID
+	apitest.Eventually(t, 20*time.Second, "the ticket.created event in the outbox", func() bool {
+		return admin.QueryRow(ctx, `SELECT event_id FROM infra.outbox WHERE type = 'ticket.created' ORDER BY id DESC LIMIT 1`).Scan(&eventID) == nil
+	})
+	tn, err := e.s.Reg.Lookup(ctx, e.slug)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deliveryID uuid.UUID
+	err = e.s.Reg.Tx(ctx, tn, func(ctx context.Context, tx tenancy.Tx) error {
+		if _, err := outbox.MarkProcessed(ctx, tx, notify.ConsumerGroup, eventID); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `INSERT INTO deliveries (channel, target, webhook_id, event_id, event_type, payload, next_attempt_at, occurred_at)
+			VALUES ('webhook', $1, $2, $3, 'ticket.created', '{"crash": "window"}', now() + interval '1 hour', now()) RETURNING id`,
+			e.hook.URL+"/in", hookID, eventID).Scan(&deliveryID)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ev.StartConsumer(notify.ConsumerGroup)
+	apitest.Eventually(t, 30*time.Second, "the stranded delivery sent on redelivery", func() bool {
+		return e.hook.Deliveries()[deliveryID.String()] == 1
+	})
+	if d := e.deliveries(t, "&status=sent"); len(d) != 1 || d[0]["id"] != deliveryID.String() {
+		t.Fatalf("sent deliveries: %v (the redelivery must not fan out again)", d)
 	}
 }
