@@ -438,7 +438,9 @@ func TestFaultsLoseNoSideEffects(t *testing.T) {
 	})
 	arrived := time.Since(loadEnd)
 	if !ok {
-		t.Fatalf("2 minutes after the load stopped: %s", last)
+		t.Errorf("2 minutes after the load stopped: %s", last)
+		t.Logf("dead letters: %d; broker: %s", v.deadLetters(), v.diagnose(stored))
+		t.FailNow()
 	}
 	t.Logf("all side effects of %d tickets arrived %s after the load stopped (%s after the last fault ended); whole test %s; %s",
 		len(stored), arrived.Round(time.Millisecond), time.Since(outages[len(outages)-1].end).Round(time.Millisecond),
@@ -678,4 +680,64 @@ func (v *verifier) deadLetters() int64 {
 		v.t.Fatalf("dead-letter offsets: %v", err)
 	}
 	return last - first
+}
+
+// diagnose tells, for a failed run, whether the missing tickets' events are
+// on the broker and where each consumer group stands on each partition.
+func (v *verifier) diagnose(stored map[int]string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []string
+	onBroker := map[int]int{}
+	ends := map[int]int64{}
+	for p := range 6 {
+		conn, err := kafkago.DialLeader(ctx, "tcp", v.kafka, bus.TopicEvents, p)
+		if err != nil {
+			return err.Error()
+		}
+		first, last, err := conn.ReadOffsets()
+		conn.Close()
+		if err != nil {
+			return err.Error()
+		}
+		ends[p] = last
+		r := kafkago.NewReader(kafkago.ReaderConfig{Brokers: []string{v.kafka}, Topic: bus.TopicEvents, Partition: p, MaxWait: 100 * time.Millisecond})
+		_ = r.SetOffset(first)
+		for off := first; off < last; off++ {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				break
+			}
+			var ev struct {
+				Type string
+				Data struct{ Ticket struct{ Number int } }
+			}
+			if json.Unmarshal(m.Value, &ev) == nil && ev.Type == "ticket.created" {
+				onBroker[ev.Data.Ticket.Number]++
+			}
+		}
+		r.Close()
+		out = append(out, fmt.Sprintf("p%d=[%d,%d)", p, first, last))
+	}
+	absent := 0
+	for n := range stored {
+		if onBroker[n] == 0 {
+			absent++
+		}
+	}
+	out = append(out, fmt.Sprintf("%d of %d stored tickets have no ticket.created on the broker", absent, len(stored)))
+	client := &kafkago.Client{Addr: kafkago.TCP(v.kafka), Transport: &kafkago.Transport{}}
+	for _, g := range []string{"patchdesk-notify", "patchdesk-search", "patchdesk-reports"} {
+		res, err := client.OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: g, Topics: map[string][]int{bus.TopicEvents: {0, 1, 2, 3, 4, 5}}})
+		if err != nil {
+			out = append(out, g+": "+err.Error())
+			continue
+		}
+		var parts []string
+		for _, p := range res.Topics[bus.TopicEvents] {
+			parts = append(parts, fmt.Sprintf("p%d@%d/%d", p.Partition, p.CommittedOffset, ends[p.Partition]))
+		}
+		out = append(out, g+" committed "+strings.Join(parts, " "))
+	}
+	return strings.Join(out, "; ")
 }

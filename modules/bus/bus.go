@@ -129,7 +129,11 @@ func EnsureTopicsWith(ctx context.Context, brokers []string, r Retention) error 
 	if err := createTopics(ctx, brokers, r); err != nil {
 		return err
 	}
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	// A transport of its own: the shared one may hold a connection to a
+	// broker that restarted on the same address, which answers EOF.
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: tr}
 	var resources []kafka.IncrementalAlterConfigsRequestResource
 	for topic, d := range map[string]time.Duration{TopicEvents: r.Events, TopicDeadLetter: r.DeadLetter} {
 		resources = append(resources, kafka.IncrementalAlterConfigsRequestResource{
