@@ -107,6 +107,11 @@ func NewConsumer(cfg ConsumerConfig, metrics *ConsumerMetrics, handle Handler) (
 			CommitInterval: 0, // synchronous commits: commit after handling
 			ReadBackoffMin: 50 * time.Millisecond,
 			ReadBackoffMax: time.Second,
+			// Group membership trouble (joins, rebalances, heartbeats) is
+			// otherwise invisible: a partition nobody fetches shows only as lag.
+			ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+				cfg.Log.Warn("kafka reader: "+fmt.Sprintf(msg, args...), "group", cfg.Group)
+			}),
 		}),
 		dlq:     NewWriter(cfg.Brokers, TopicDeadLetter),
 		metrics: metrics,
