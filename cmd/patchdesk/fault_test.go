@@ -410,9 +410,9 @@ func TestFaultsLoseNoSideEffects(t *testing.T) {
 	}
 	t.Logf("client: %d requests, by status %v (0 = transport error)", len(attempts), byStatus)
 	for status, n := range byStatus {
-		switch {
-		case status == http.StatusCreated || status == http.StatusServiceUnavailable:
-		case status == http.StatusInternalServerError:
+		switch status {
+		case http.StatusCreated, http.StatusServiceUnavailable:
+		case http.StatusInternalServerError:
 			if assertNo500 || os.Getenv("PATCHDESK_FAULT_ASSERT_NO_500") == "1" {
 				t.Errorf("%d answers were 500", n)
 			} else {

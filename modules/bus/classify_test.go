@@ -18,7 +18,7 @@ import (
 func TestClassify(t *testing.T) {
 	t.Parallel()
 	_, malformed := events.Decode([]byte(`{"id":`))
-	var syntax error = json.Unmarshal([]byte(`{`), &struct{}{})
+	syntax := json.Unmarshal([]byte(`{`), &struct{}{})
 	refused := refusedConnection(t)
 	cases := []struct {
 		name string

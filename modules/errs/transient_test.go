@@ -117,12 +117,12 @@ func serializationFailure(t *testing.T, dsn string) error {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ta.Rollback(ctx)
+	defer func() { _ = ta.Rollback(ctx) }()
 	tb, err := b.BeginTx(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tb.Rollback(ctx)
+	defer func() { _ = tb.Rollback(ctx) }()
 	// Write skew: each reads what the other writes.
 	for _, step := range []struct {
 		tx  pgx.Tx
