@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,7 +37,10 @@ type ConsumerConfig struct {
 	MaxBackoff time.Duration
 	// AttemptTimeout bounds one handler call (default 1m); running out is transient.
 	AttemptTimeout time.Duration
-	Log            *slog.Logger
+	// StallAfter: while this member is idle, a partition of its group whose
+	// backlog has not moved for this long makes it rejoin the group (default 45s).
+	StallAfter time.Duration
+	Log        *slog.Logger
 }
 
 // attemptsPerStep is how many retries share one backoff delay before it
@@ -54,6 +58,8 @@ type Consumer struct {
 	reader  *kafka.Reader
 	dlq     *kafka.Writer
 	metrics *ConsumerMetrics
+	// busy is set while a message is in hand (handled, retried, committed).
+	busy atomic.Bool
 }
 
 // ConsumerMetrics are shared by every consumer of a process.
@@ -67,7 +73,7 @@ type ConsumerMetrics struct {
 func NewConsumerMetrics(reg prometheus.Registerer) *ConsumerMetrics {
 	m := &ConsumerMetrics{
 		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "patchdesk_consumer_messages_total", Help: "Messages handled by consumer group and outcome (ok, retried, dead_lettered).",
+			Name: "patchdesk_consumer_messages_total", Help: "Messages handled by consumer group and outcome (ok, retried, dead_lettered), and rejoins of a stalled group (rejoined).",
 		}, []string{"group", "outcome"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "patchdesk_consumer_lag", Help: "Messages between the group's position and the end of the partition it last read.",
@@ -86,6 +92,7 @@ func NewConsumer(cfg ConsumerConfig, metrics *ConsumerMetrics, handle Handler) (
 	cfg.Backoff = cmp.Or(cfg.Backoff, 100*time.Millisecond)
 	cfg.MaxBackoff = max(cmp.Or(cfg.MaxBackoff, 30*time.Second), cfg.Backoff)
 	cfg.AttemptTimeout = cmp.Or(cfg.AttemptTimeout, time.Minute)
+	cfg.StallAfter = cmp.Or(cfg.StallAfter, 45*time.Second)
 	cfg.Topic = cmp.Or(cfg.Topic, TopicEvents)
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -93,41 +100,68 @@ func NewConsumer(cfg ConsumerConfig, metrics *ConsumerMetrics, handle Handler) (
 	if len(cfg.Brokers) == 0 || cfg.Group == "" || handle == nil || metrics == nil {
 		return nil, errors.New("consumer: brokers, group, handler and metrics are required")
 	}
-	return &Consumer{
-		cfg:    cfg,
-		handle: handle,
-		reader: kafka.NewReader(kafka.ReaderConfig{
-			Brokers:        cfg.Brokers,
-			GroupID:        cfg.Group,
-			Topic:          cfg.Topic,
-			MinBytes:       1,
-			MaxBytes:       10 << 20,
-			MaxWait:        250 * time.Millisecond,
-			StartOffset:    kafka.FirstOffset,
-			CommitInterval: 0, // synchronous commits: commit after handling
-			ReadBackoffMin: 50 * time.Millisecond,
-			ReadBackoffMax: time.Second,
-			// Group membership trouble (joins, rebalances, heartbeats) is
-			// otherwise invisible: a partition nobody fetches shows only as lag.
-			ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-				cfg.Log.Warn("kafka reader: "+fmt.Sprintf(msg, args...), "group", cfg.Group)
-			}),
-		}),
+	c := &Consumer{
+		cfg:     cfg,
+		handle:  handle,
 		dlq:     NewWriter(cfg.Brokers, TopicDeadLetter),
 		metrics: metrics,
-	}, nil
+	}
+	c.reader = c.newReader()
+	return c, nil
+}
+
+// newReader joins the group as a new member.
+func (c *Consumer) newReader() *kafka.Reader {
+	cfg := c.cfg
+	return kafka.NewReader(kafka.ReaderConfig{
+		Brokers:        cfg.Brokers,
+		GroupID:        cfg.Group,
+		Topic:          cfg.Topic,
+		MinBytes:       1,
+		MaxBytes:       10 << 20,
+		MaxWait:        250 * time.Millisecond,
+		StartOffset:    kafka.FirstOffset,
+		CommitInterval: 0, // synchronous commits: commit after handling
+		ReadBackoffMin: 50 * time.Millisecond,
+		ReadBackoffMax: time.Second,
+		// Group membership trouble (joins, rebalances, heartbeats) is
+		// otherwise invisible: a partition nobody fetches shows only as lag.
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			cfg.Log.Warn("kafka reader: "+fmt.Sprintf(msg, args...), "group", cfg.Group)
+		}),
+	})
 }
 
 // Run consumes until ctx ends, then finishes the message in hand, commits it
-// and leaves the group.
+// and leaves the group. A member that sees its group stalled rejoins.
 func (c *Consumer) Run(ctx context.Context) error {
 	defer c.dlq.Close()
-	defer c.reader.Close()
+	for {
+		stalled, err := c.consume(ctx)
+		c.reader.Close()
+		if !stalled || ctx.Err() != nil {
+			return err
+		}
+		c.reader = c.newReader()
+	}
+}
+
+// consume reads with the current reader until ctx ends (false) or the stall
+// watch asks for a rejoin (true).
+func (c *Consumer) consume(ctx context.Context) (bool, error) {
+	fetchCtx, rejoin := context.WithCancel(ctx)
+	defer rejoin()
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); c.watch(fetchCtx, rejoin) }()
+	defer func() { <-watchDone }()
 	fetchRetry := c.backoff()
 	for {
-		m, err := c.reader.FetchMessage(ctx)
+		m, err := c.reader.FetchMessage(fetchCtx)
 		if ctx.Err() != nil {
-			return nil
+			return false, nil
+		}
+		if fetchCtx.Err() != nil {
+			return true, nil
 		}
 		if err != nil {
 			d, step := fetchRetry.next()
@@ -135,7 +169,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 				c.cfg.Log.WarnContext(ctx, "fetch message: retrying", "group", c.cfg.Group, "retry_in", d, "err", err)
 			}
 			if !sleep(ctx, d) {
-				return nil
+				return false, nil
 			}
 			continue
 		}
@@ -143,13 +177,39 @@ func (c *Consumer) Run(ctx context.Context) error {
 		// A handler attempt in progress finishes even if shutdown starts;
 		// retries and dead-lettering stop at shutdown, leaving the message
 		// uncommitted so it is delivered again.
-		if !c.process(ctx, m) {
-			return nil
+		c.busy.Store(true)
+		done := c.process(ctx, m)
+		if done {
+			err = c.commit(ctx, m)
 		}
-		if err := c.commit(ctx, m); err != nil {
-			return err
+		c.busy.Store(false)
+		if !done || err != nil {
+			return false, err
 		}
 		c.metrics.lag.WithLabelValues(c.cfg.Group).Set(float64(c.reader.Stats().Lag))
+	}
+}
+
+// watch checks the group's progress every StallAfter/3 and calls rejoin
+// when a partition stalled while this member is idle.
+func (c *Consumer) watch(ctx context.Context, rejoin func()) {
+	w := newStallWatch(c)
+	t := time.NewTicker(c.cfg.StallAfter / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			p, stalled, err := w.stalled(ctx, now)
+			if err != nil || !stalled || c.busy.Load() {
+				continue
+			}
+			c.cfg.Log.WarnContext(ctx, "consumer group stalled: rejoining", "group", c.cfg.Group, "partition", p, "stalled_for", c.cfg.StallAfter)
+			c.metrics.handled.WithLabelValues(c.cfg.Group, "rejoined").Inc()
+			rejoin()
+			return
+		}
 	}
 }
 
