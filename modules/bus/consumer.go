@@ -38,7 +38,7 @@ type ConsumerConfig struct {
 	// AttemptTimeout bounds one handler call (default 1m); running out is transient.
 	AttemptTimeout time.Duration
 	// StallAfter: while this member is idle, a partition of its group whose
-	// backlog has not moved for this long makes it rejoin the group (default 45s).
+	// backlog has not moved for this long makes it rejoin the group (default 30s).
 	StallAfter time.Duration
 	Log        *slog.Logger
 }
@@ -92,7 +92,7 @@ func NewConsumer(cfg ConsumerConfig, metrics *ConsumerMetrics, handle Handler) (
 	cfg.Backoff = cmp.Or(cfg.Backoff, 100*time.Millisecond)
 	cfg.MaxBackoff = max(cmp.Or(cfg.MaxBackoff, 30*time.Second), cfg.Backoff)
 	cfg.AttemptTimeout = cmp.Or(cfg.AttemptTimeout, time.Minute)
-	cfg.StallAfter = cmp.Or(cfg.StallAfter, 45*time.Second)
+	cfg.StallAfter = cmp.Or(cfg.StallAfter, 30*time.Second)
 	cfg.Topic = cmp.Or(cfg.Topic, TopicEvents)
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -124,6 +124,13 @@ func (c *Consumer) newReader() *kafka.Reader {
 		CommitInterval: 0, // synchronous commits: commit after handling
 		ReadBackoffMin: 50 * time.Millisecond,
 		ReadBackoffMax: time.Second,
+		// A killed member's partitions wait for its session to expire;
+		// kafka-go's 30 s defaults doubled the catch-up after a crash.
+		// Rejoining is the reader's own work, not the handler's, so a slow
+		// handler does not need a long rebalance timeout.
+		SessionTimeout:    15 * time.Second,
+		RebalanceTimeout:  15 * time.Second,
+		HeartbeatInterval: 3 * time.Second,
 		// Group membership trouble (joins, rebalances, heartbeats) is
 		// otherwise invisible: a partition nobody fetches shows only as lag.
 		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
