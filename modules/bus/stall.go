@@ -46,8 +46,17 @@ func (w *stallWatch) stalled(ctx context.Context, now time.Time) (int, bool, err
 	for _, po := range offs.Topics[w.c.cfg.Topic] {
 		ranges[po.Partition] = po
 	}
+	// A group or partition without a commit yet (the broker may answer
+	// "group not found") starts before the first offset.
+	done := map[int]int64{}
 	for _, cp := range committed.Topics[w.c.cfg.Topic] {
-		p, at := cp.Partition, cp.CommittedOffset
+		done[cp.Partition] = cp.CommittedOffset
+	}
+	for _, p := range parts {
+		at, ok := done[p]
+		if !ok {
+			at = -1
+		}
 		if prev, ok := w.seen[p]; !ok || prev != at {
 			w.seen[p], w.movedAt[p] = at, now
 			continue
