@@ -124,13 +124,6 @@ func (c *Consumer) newReader() *kafka.Reader {
 		CommitInterval: 0, // synchronous commits: commit after handling
 		ReadBackoffMin: 50 * time.Millisecond,
 		ReadBackoffMax: time.Second,
-		// A killed member's partitions wait for its session to expire;
-		// kafka-go's 30 s defaults doubled the catch-up after a crash.
-		// Rejoining is the reader's own work, not the handler's, so a slow
-		// handler does not need a long rebalance timeout.
-		SessionTimeout:    15 * time.Second,
-		RebalanceTimeout:  15 * time.Second,
-		HeartbeatInterval: 3 * time.Second,
 		// Group membership trouble (joins, rebalances, heartbeats) is
 		// otherwise invisible: a partition nobody fetches shows only as lag.
 		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
