@@ -17,12 +17,16 @@ func kafka(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	dur, err := loadDurability()
+	if err != nil {
+		return err
+	}
 	b, err := bus.StartBroker(*addr, *dir)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	if err := bus.EnsureTopics(ctx, []string{b.Addr()}); err != nil {
+	if err := bus.EnsureTopicsWith(ctx, []string{b.Addr()}, dur.Retention); err != nil {
 		return err
 	}
 	fmt.Printf("Kafka-protocol broker listening on %s (data in %s)\n", b.Addr(), *dir)

@@ -70,7 +70,11 @@ func runProcess(ctx context.Context, name string, args []string, defaultRole str
 	if *runMigrations {
 		migrateAtStart(ctx, reg, log)
 	}
-	brokers, stopBroker, err := kafkaBrokers(ctx, c, log)
+	dur, err := loadDurability()
+	if err != nil {
+		return err
+	}
+	brokers, stopBroker, err := kafkaBrokers(ctx, c, dur.Retention, log)
 	if err != nil {
 		return err
 	}
@@ -79,7 +83,7 @@ func runProcess(ctx context.Context, name string, args []string, defaultRole str
 	metrics := obs.NewMetrics()
 	// Tenant counts query the control database: cached, so scrapes never do.
 	metrics.Registry.MustRegister(obs.NewCachedCollector(reg.Collector(), 0))
-	app, err := api.New(ctx, reg, log, metrics, api.Config{
+	cfg := api.Config{
 		BaseDomain: c.BaseDomain,
 		MembersHTTP: members.HandlerConfig{SignupsPerMinute: c.SignupsPerMinute, LoginsPerMinute: c.LoginsPerMinute,
 			LoginsPerIPPerMinute: c.LoginsPerIP, AuthFailuresPerMinute: c.AuthFailuresPerMinute},
@@ -92,7 +96,9 @@ func runProcess(ctx context.Context, name string, args []string, defaultRole str
 		ReadyChecks:         []api.ReadyCheck{{Name: "broker", Check: func(ctx context.Context) error { return bus.Ping(ctx, brokers) }}},
 		TrustForwardedProto: c.TrustForwardedProto,
 		MetricsToken:        c.MetricsToken,
-	})
+	}
+	dur.apply(&cfg.Jobs, &cfg.Notify)
+	app, err := api.New(ctx, reg, log, metrics, cfg)
 	if err != nil {
 		return err
 	}
@@ -187,8 +193,8 @@ func migrateAtStart(ctx context.Context, reg *tenancy.Registry, log *slog.Logger
 
 // kafkaBrokers returns the configured cluster, or starts the embedded broker
 // (persisted under the data directory) and returns its address. Topics are
-// created when missing.
-func kafkaBrokers(ctx context.Context, c *config, log *slog.Logger) ([]string, func(), error) {
+// created when missing, and their retention set.
+func kafkaBrokers(ctx context.Context, c *config, retention bus.Retention, log *slog.Logger) ([]string, func(), error) {
 	stop := func() {}
 	var brokers []string
 	if c.KafkaBrokers != "" {
@@ -201,7 +207,7 @@ func kafkaBrokers(ctx context.Context, c *config, log *slog.Logger) ([]string, f
 		log.InfoContext(ctx, "embedded Kafka-protocol broker started", "addr", b.Addr())
 		brokers, stop = []string{b.Addr()}, b.Close
 	}
-	if err := bus.EnsureTopics(ctx, brokers); err != nil {
+	if err := bus.EnsureTopicsWith(ctx, brokers, retention); err != nil {
 		stop()
 		return nil, nil, err
 	}

@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"text/tabwriter"
 	"time"
 
 	"github.com/patchdesk/patchdesk/modules/api"
 	"github.com/patchdesk/patchdesk/modules/members"
+	"github.com/patchdesk/patchdesk/modules/notify"
 	"github.com/patchdesk/patchdesk/modules/obs"
 	"github.com/patchdesk/patchdesk/tenancy"
 	"github.com/patchdesk/patchdesk/tenancy/archive"
@@ -43,6 +45,8 @@ type tenantFlags struct {
 	resume, abort                  int64
 	retain                         time.Duration
 	out, slug, confirm             string
+	// mailDir is notify's mail spool, emptied of a deleted tenant's mail.
+	mailDir string
 }
 
 func tenants(ctx context.Context, args []string) error {
@@ -86,6 +90,7 @@ func tenants(ctx context.Context, args []string) error {
 		return err
 	}
 	defer reg.Close()
+	f.mailDir = filepath.Join(c.DataDir, "mail")
 	return runTenants(ctx, reg, log, sub, arg, f)
 }
 
@@ -147,11 +152,7 @@ func runTenants(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, su
 		if f.confirm != arg {
 			return fmt.Errorf("refusing to delete %s: repeat the slug with --confirm %s", arg, arg)
 		}
-		if err := reg.Delete(ctx, arg); err != nil {
-			return err
-		}
-		fmt.Printf("deleted %s\n", arg)
-		return nil
+		return deleteTenant(ctx, reg, arg, f.mailDir)
 	case "gc":
 		n, err := reg.DropRetired(ctx)
 		if err != nil {
@@ -301,5 +302,22 @@ func exportTenant(ctx context.Context, reg *tenancy.Registry, slug, out string) 
 		return err
 	}
 	fmt.Printf("exported %s to %s\n", slug, out)
+	return nil
+}
+
+// deleteTenant drops the tenant, then its mail spool (ADR 0007 lists what
+// remains elsewhere, and for how long).
+func deleteTenant(ctx context.Context, reg *tenancy.Registry, slug, mailDir string) error {
+	t, err := reg.Lookup(ctx, slug)
+	if err != nil {
+		return err
+	}
+	if err := reg.Delete(ctx, slug); err != nil {
+		return err
+	}
+	if err := notify.RemoveSpool(mailDir, t.ID); err != nil {
+		return fmt.Errorf("deleted %s, but: %w", slug, err)
+	}
+	fmt.Printf("deleted %s\n", slug)
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -119,5 +120,51 @@ func TestTenantsListWithUnreachableDatabase(t *testing.T) {
 	}
 	if out := list("--json"); !strings.Contains(out, `"size_bytes":null`) {
 		t.Fatalf("JSON list: size of the stranded tenant is not null:\n%s", out)
+	}
+}
+
+// TestTenantDeleteRemovesMailSpool (issue 9.8): `tenants delete` also
+// deletes the tenant's mail spool (notify's .eml files, one directory per
+// tenant), and only that tenant's.
+func TestTenantDeleteRemovesMailSpool(t *testing.T) {
+	control, dataDir := tenancytest.NewDatabase(t), t.TempDir()
+	ctx := context.Background()
+	cli := func(args ...string) string {
+		t.Helper()
+		out, err := captureStdout(t, func() error {
+			return run(ctx, append(args, "--control-database-url", control, "--data-dir", dataDir))
+		})
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		return out
+	}
+	cli("tenants", "create", "gone", "--owner-email", "o@gone.test", "--owner-password", "long password 1")
+	cli("tenants", "create", "kept", "--owner-email", "o@kept.test", "--owner-password", "long password 1")
+	conn, err := pgx.Connect(ctx, control)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	spools := map[string]string{}
+	for _, slug := range []string{"gone", "kept"} {
+		var id string
+		if err := conn.QueryRow(ctx, `SELECT id::text FROM control.tenants WHERE slug = $1`, slug).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		spools[slug] = filepath.Join(dataDir, "mail", id)
+		if err := os.MkdirAll(spools[slug], 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(spools[slug], "x.eml"), []byte("Subject: x\r\n\r\nx\r\n"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cli("tenants", "delete", "gone", "--confirm", "gone")
+	if _, err := os.Stat(spools["gone"]); !os.IsNotExist(err) {
+		t.Fatalf("the deleted tenant's mail spool remains: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(spools["kept"], "x.eml")); err != nil {
+		t.Fatalf("another tenant's spool was touched: %v", err)
 	}
 }

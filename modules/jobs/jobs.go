@@ -30,6 +30,11 @@ type Config struct {
 	Poll time.Duration
 	// MaxAttempts is River's default attempt limit (default 12).
 	MaxAttempts int
+	// RescueAfter is how long a job may stay running before River makes it
+	// retryable again (default 5m). It must exceed the longest job timeout;
+	// River's default, an hour, left deliveries stuck after a database blip
+	// kept the completer from recording an attempt.
+	RescueAfter time.Duration
 	Log         *slog.Logger
 }
 
@@ -49,14 +54,22 @@ type Queue struct {
 	dbs     Databases
 	workers *river.Workers
 
-	mu      sync.Mutex
-	clients map[string]*river.Client[pgx.Tx]
+	mu       sync.Mutex
+	clients  map[string]*river.Client[pgx.Tx]
+	periodic []periodicJob
+}
+
+// periodicJob is a job every database's queue inserts on a schedule.
+type periodicJob struct {
+	every time.Duration
+	args  func(databaseID string) river.JobArgs
 }
 
 // New builds a queue; register workers with Add before Run.
 func New(cfg Config, dbs Databases) (*Queue, error) {
 	cfg.Poll = cmp.Or(cfg.Poll, time.Second)
 	cfg.MaxAttempts = cmp.Or(cfg.MaxAttempts, 12)
+	cfg.RescueAfter = cmp.Or(cfg.RescueAfter, 5*time.Minute)
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -74,16 +87,40 @@ func Add[T river.JobArgs](q *Queue, w river.Worker[T]) error {
 	return nil
 }
 
+// Periodic makes every database's queue insert the job args builds for it
+// every interval, and once at start. River inserts periodic jobs from the
+// elected leader of each database only, so several worker processes do not
+// multiply them. Register before Run.
+func (q *Queue) Periodic(every time.Duration, args func(databaseID string) river.JobArgs) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.periodic = append(q.periodic, periodicJob{every: every, args: args})
+}
+
 // Insert schedules jobs in a database's queue.
 func (q *Queue) Insert(ctx context.Context, databaseID string, params ...river.InsertManyParams) error {
+	_, err := q.InsertNew(ctx, databaseID, params...)
+	return err
+}
+
+// InsertNew schedules jobs in a database's queue and reports how many were
+// new: a unique job that is already queued or running is skipped.
+func (q *Queue) InsertNew(ctx context.Context, databaseID string, params ...river.InsertManyParams) (int, error) {
 	c, err := q.client(ctx, databaseID)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if _, err := c.InsertMany(ctx, params); err != nil {
-		return fmt.Errorf("insert jobs: %w", err)
+	res, err := c.InsertMany(ctx, params)
+	if err != nil {
+		return 0, fmt.Errorf("insert jobs: %w", err)
 	}
-	return nil
+	n := 0
+	for _, r := range res {
+		if !r.UniqueSkippedAsDuplicate {
+			n++
+		}
+	}
+	return n, nil
 }
 
 func (q *Queue) client(ctx context.Context, databaseID string) (*river.Client[pgx.Tx], error) {
@@ -96,14 +133,23 @@ func (q *Queue) client(ctx context.Context, databaseID string) (*river.Client[pg
 	if err != nil {
 		return nil, err
 	}
+	var periodic []*river.PeriodicJob
+	for _, p := range q.periodic {
+		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(p.every),
+			func() (river.JobArgs, *river.InsertOpts) { return p.args(databaseID), nil },
+			&river.PeriodicJobOpts{RunOnStart: true}))
+	}
 	c, err := river.NewClient(driver, &river.Config{
-		Schema:            "infra",
-		Queues:            queues,
-		Workers:           q.workers,
-		FetchCooldown:     20 * time.Millisecond,
-		FetchPollInterval: q.cfg.Poll,
-		Logger:            q.cfg.Log,
-		MaxAttempts:       q.cfg.MaxAttempts,
+		Schema:               "infra",
+		Queues:               queues,
+		Workers:              q.workers,
+		FetchCooldown:        20 * time.Millisecond,
+		FetchPollInterval:    q.cfg.Poll,
+		Logger:               q.cfg.Log,
+		MaxAttempts:          q.cfg.MaxAttempts,
+		RescueStuckJobsAfter: q.cfg.RescueAfter,
+		JobTimeout:           min(time.Minute, q.cfg.RescueAfter/2), // River requires it below the rescue
+		PeriodicJobs:         periodic,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("job client for %s: %w", databaseID, err)

@@ -18,9 +18,9 @@ import (
 	"github.com/google/uuid"
 )
 
-// Mailer sends one RFC 5322 message.
+// Mailer sends one RFC 5322 message of a tenant; id is the delivery.
 type Mailer interface {
-	Send(ctx context.Context, id uuid.UUID, from, to string, msg []byte) error
+	Send(ctx context.Context, tenant, id uuid.UUID, from, to string, msg []byte) error
 }
 
 // NewMailer returns an SMTP mailer for smtp://host:port URLs, or one that
@@ -41,7 +41,7 @@ func NewMailer(smtpURL, dir string) (Mailer, error) {
 
 type smtpMailer struct{ addr string }
 
-func (m smtpMailer) Send(ctx context.Context, _ uuid.UUID, from, to string, msg []byte) error {
+func (m smtpMailer) Send(ctx context.Context, _, _ uuid.UUID, from, to string, msg []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", m.addr)
@@ -76,14 +76,33 @@ func (m smtpMailer) Send(ctx context.Context, _ uuid.UUID, from, to string, msg 
 	return c.Quit()
 }
 
+// dirMailer is the mail spool: one directory per tenant, so deleting a
+// tenant can delete its mail (RemoveSpool).
 type dirMailer struct{ dir string }
 
-func (m dirMailer) Send(_ context.Context, id uuid.UUID, _, _ string, msg []byte) error {
-	tmp := filepath.Join(m.dir, id.String()+".eml.tmp")
+func (m dirMailer) Send(_ context.Context, tenant, id uuid.UUID, _, _ string, msg []byte) error {
+	dir := filepath.Join(m.dir, tenant.String())
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("mail directory: %w", err)
+	}
+	tmp := filepath.Join(dir, id.String()+".eml.tmp")
 	if err := os.WriteFile(tmp, msg, 0o640); err != nil {
 		return fmt.Errorf("write mail: %w", err)
 	}
-	return os.Rename(tmp, filepath.Join(m.dir, id.String()+".eml"))
+	return os.Rename(tmp, filepath.Join(dir, id.String()+".eml"))
+}
+
+// RemoveSpool deletes a tenant's mail spool under mailDir (the .eml files
+// written when no SMTP server is configured); the tenant delete path calls
+// it. A spool that does not exist is not an error.
+func RemoveSpool(mailDir string, tenant uuid.UUID) error {
+	if tenant == uuid.Nil {
+		return fmt.Errorf("remove mail spool: no tenant")
+	}
+	if err := os.RemoveAll(filepath.Join(mailDir, tenant.String())); err != nil {
+		return fmt.Errorf("remove mail spool: %w", err)
+	}
+	return nil
 }
 
 // email is a message to render.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/patchdesk/patchdesk/modules/api"
 	"github.com/patchdesk/patchdesk/modules/api/apitest"
+	"github.com/patchdesk/patchdesk/modules/notify"
 	"github.com/patchdesk/patchdesk/modules/notify/notifytest"
 	"github.com/patchdesk/patchdesk/modules/outbox"
 	"github.com/patchdesk/patchdesk/tenancy"
@@ -53,6 +54,38 @@ func setup(t *testing.T, slug string, cfg func(*api.Config)) *env {
 func (e *env) call(t *testing.T, token, method, path string, body any) apitest.Resp {
 	t.Helper()
 	return e.s.Call(t, method, "/t/"+e.slug+"/api/v1"+path, token, body)
+}
+
+// waitAllSent waits until n deliveries exist and all are sent.
+func (e *env) waitAllSent(t *testing.T, n int) {
+	t.Helper()
+	apitest.Eventually(t, 30*time.Second, fmt.Sprintf("%d deliveries sent", n), func() bool {
+		all := e.deliveries(t, "")
+		for _, d := range all {
+			if d["status"] != "sent" {
+				return false
+			}
+		}
+		return len(all) == n
+	})
+}
+
+// processed counts the events the notify consumer recorded as processed.
+func (e *env) processed(t *testing.T) int {
+	t.Helper()
+	ctx := context.Background()
+	tn, err := e.s.Reg.Lookup(ctx, e.slug)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	err = e.s.Reg.Tx(ctx, tn, func(ctx context.Context, tx tenancy.Tx) error {
+		return tx.QueryRow(ctx, `SELECT count(*) FROM processed_events WHERE consumer = $1`, notify.ConsumerGroup).Scan(&n)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func (e *env) deliveries(t *testing.T, query string) []map[string]any {
@@ -187,7 +220,9 @@ func TestBrokerDownLosesNothing(t *testing.T) {
 		counts, _ := e.hook.Counts()
 		return len(counts) == n
 	})
-	time.Sleep(500 * time.Millisecond) // any duplicate would arrive by now
+	// Every delivery (webhook, and the email to the requesting agent) recorded
+	// sent: any repeat would have happened before that.
+	e.waitAllSent(t, 2*n)
 	counts, invalid := e.hook.Counts()
 	for id, c := range counts {
 		if c != 1 {
@@ -221,7 +256,7 @@ func TestRelayKilledMidBatch(t *testing.T) {
 		counts, _ := e.hook.Counts()
 		return len(counts) == n
 	})
-	time.Sleep(500 * time.Millisecond)
+	e.waitAllSent(t, 2*n)
 	counts, _ := e.hook.Counts()
 	for id, c := range counts {
 		if c != 1 {
@@ -304,8 +339,11 @@ func TestSuspendedTenantHasNoSideEffects(t *testing.T) {
 		t.Fatalf("suspended tenant accepted a write: %s", r)
 	}
 	e.ev.StartRelay(outbox.RelayConfig{})
-	// The event is relayed and consumed, but nothing is sent for a suspended tenant.
-	time.Sleep(2 * time.Second)
+	// The event is relayed and consumed (notify records it processed), but
+	// nothing is sent for a suspended tenant.
+	apitest.Eventually(t, 30*time.Second, "the event processed by notify", func() bool {
+		return e.processed(t) == 1
+	})
 	if counts, _ := e.hook.Counts(); len(counts) != 0 {
 		t.Fatalf("webhook delivered for a suspended tenant: %v", counts)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/patchdesk/patchdesk/modules/authz"
 	"github.com/patchdesk/patchdesk/modules/bus"
+	"github.com/patchdesk/patchdesk/modules/errs"
 	"github.com/patchdesk/patchdesk/modules/jobs"
 	"github.com/patchdesk/patchdesk/modules/outbox"
 	"github.com/patchdesk/patchdesk/tenancy"
@@ -48,13 +49,20 @@ type Config struct {
 	// 12 attempts span about eight hours).
 	RetryBase time.Duration
 	RetryMax  time.Duration
-	Log       *slog.Logger
+	// AttemptTimeout bounds one delivery attempt as a job (default 1m); keep
+	// it below the job queue's RescueAfter, or a slow attempt is run twice.
+	AttemptTimeout time.Duration
+	// ReconcileEvery is how often each database schedules the due deliveries
+	// that lost their job (default 20s); see Reconcile.
+	ReconcileEvery time.Duration
+	Log            *slog.Logger
 }
 
 // Registry is what notify needs from tenancy.
 type Registry interface {
 	tenancy.TxRunner
 	ByID(ctx context.Context, id uuid.UUID) (*tenancy.Tenant, error)
+	List(ctx context.Context) ([]*tenancy.Tenant, error)
 }
 
 // Directory answers questions about members; members.Service implements it.
@@ -88,6 +96,8 @@ func NewService(cfg Config, reg Registry, dir Directory, az *authz.Authorizer, q
 	cfg.MaxAttempts = cmp.Or(cfg.MaxAttempts, 12)
 	cfg.RetryBase = cmp.Or(cfg.RetryBase, 30*time.Second)
 	cfg.RetryMax = cmp.Or(cfg.RetryMax, 2*time.Hour)
+	cfg.ReconcileEvery = cmp.Or(cfg.ReconcileEvery, 20*time.Second)
+	cfg.AttemptTimeout = cmp.Or(cfg.AttemptTimeout, time.Minute)
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -110,9 +120,10 @@ func NewService(cfg Config, reg Registry, dir Directory, az *authz.Authorizer, q
 	}
 	s := &Service{cfg: cfg, reg: reg, dir: dir, authz: az, mailer: mailer, metrics: m, jobs: q,
 		http: newWebhookClient(cfg.WebhookTimeout, cfg.AllowPrivateWebhooks)}
-	if err := jobs.Add(q, &deliveryWorker{svc: s}); err != nil {
+	if err := errors.Join(jobs.Add(q, &deliveryWorker{svc: s}), jobs.Add(q, &reconcileWorker{svc: s})); err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
 	}
+	q.Periodic(cfg.ReconcileEvery, func(databaseID string) river.JobArgs { return reconcileArgs{DatabaseID: databaseID} })
 	return s, nil
 }
 
@@ -128,11 +139,19 @@ func (s *Service) HandleEvent(ctx context.Context, m kafka.Message) error {
 		return nil
 	}
 	t, err := s.reg.ByID(ctx, ev.TenantID)
-	if errors.Is(err, tenancy.ErrTenantNotFound) || err == nil && t.Status != tenancy.StatusActive {
-		return nil // deleted or suspended tenants get no side effects
+	if errors.Is(err, tenancy.ErrTenantNotFound) {
+		return nil // deleted tenants get no side effects
 	}
 	if err != nil {
 		return err
+	}
+	if t.Status != tenancy.StatusActive {
+		// Suspended: no side effects for what happened meanwhile, recorded as
+		// such so the decision is visible (and final).
+		return s.reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
+			_, err := outbox.MarkProcessed(ctx, tx, ConsumerGroup, ev.ID)
+			return err
+		})
 	}
 	var pending []pendingDelivery
 	err = s.reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
@@ -189,8 +208,11 @@ func (s *Service) notifyMembers(ctx context.Context, tx tenancy.Tx, ev *ticketEv
 	title := fmt.Sprintf("#%d %s", tk.Number, tk.Title)
 	for id := range who {
 		_, role, err := s.dir.MemberContact(ctx, tx, id)
-		if err != nil {
+		if errors.Is(err, errs.ErrNotFound) {
 			continue // gone or deactivated
+		}
+		if err != nil {
+			return fmt.Errorf("notify member %s: %w", id, err)
 		}
 		if ev.internal() && role == authz.RoleCustomer {
 			continue
@@ -245,8 +267,11 @@ func (s *Service) queueEmails(ctx context.Context, tx tenancy.Tx, t *tenancy.Ten
 	case "assigned":
 		if tk.AssigneeID != nil && *tk.AssigneeID != ev.actor() {
 			addr, _, err := s.dir.MemberContact(ctx, tx, *tk.AssigneeID)
-			if err != nil {
+			if errors.Is(err, errs.ErrNotFound) {
 				return nil // assignee deactivated since: nobody to tell
+			}
+			if err != nil {
+				return fmt.Errorf("assignee contact: %w", err)
 			}
 			e := base
 			e.To = addr
@@ -288,18 +313,26 @@ func (s *Service) queueWebhooks(ctx context.Context, tx tenancy.Tx, ev *ticketEv
 // schedule enqueues a River job per pending delivery; River's uniqueness by
 // arguments makes re-scheduling the same (delivery, round) harmless.
 func (s *Service) schedule(ctx context.Context, t *tenancy.Tenant, pending []pendingDelivery) error {
+	_, err := s.scheduleNew(ctx, t, pending)
+	return err
+}
+
+// scheduleNew is schedule, reporting how many jobs were new (the others
+// were queued or running already).
+func (s *Service) scheduleNew(ctx context.Context, t *tenancy.Tenant, pending []pendingDelivery) (int, error) {
 	if len(pending) == 0 {
-		return nil
+		return 0, nil
 	}
 	params := make([]river.InsertManyParams, len(pending))
 	for i, p := range pending {
 		params[i] = river.InsertManyParams{Args: deliveryArgs{TenantID: t.ID, DeliveryID: p.ID, Round: p.Round},
 			InsertOpts: &river.InsertOpts{MaxAttempts: s.cfg.MaxAttempts}}
 	}
-	if err := s.jobs.Insert(ctx, t.DatabaseID, params...); err != nil {
-		return fmt.Errorf("schedule deliveries: %w", err)
+	n, err := s.jobs.InsertNew(ctx, t.DatabaseID, params...)
+	if err != nil {
+		return 0, fmt.Errorf("schedule deliveries: %w", err)
 	}
-	return nil
+	return n, nil
 }
 
 // backoff is the delay before attempt+1: exponential from RetryBase, capped

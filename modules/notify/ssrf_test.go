@@ -90,7 +90,7 @@ func TestSSRFDialRefusesBypassForms(t *testing.T) {
 	strict := newWebhookClient(5*time.Second, false)
 	for _, host := range []string{"127.0.0.1", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "0.0.0.0", "[::]", "[::1]", "127.0.0.2"} {
 		target := "http://" + host + ":" + port + "/hook"
-		err := postWebhook(ctx, strict, target, "s", "e", "ticket.created", []byte(`{}`))
+		err := postWebhook(ctx, strict, target, "s", "d", "e", "ticket.created", []byte(`{}`))
 		if !errors.Is(err, errPrivateTarget) {
 			t.Errorf("%s: %v, want the private-target refusal", target, err)
 		}
@@ -102,7 +102,7 @@ func TestSSRFDialRefusesBypassForms(t *testing.T) {
 		}
 	}
 	// PATCHDESK_WEBHOOK_ALLOW_PRIVATE keeps loopback usable for tests and development.
-	if err := postWebhook(ctx, newWebhookClient(5*time.Second, true), srv.URL+"/hook", "s", "e", "ticket.created", []byte(`{}`)); err != nil {
+	if err := postWebhook(ctx, newWebhookClient(5*time.Second, true), srv.URL+"/hook", "s", "d", "e", "ticket.created", []byte(`{}`)); err != nil {
 		t.Errorf("allow-private client: %v", err)
 	}
 	if err := validateWebhookURL(ctx, srv.URL+"/hook", true); err != nil {

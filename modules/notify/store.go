@@ -21,6 +21,8 @@ const (
 	StatusSent    = "sent"
 	StatusFailed  = "failed"
 	StatusDead    = "dead"
+	// StatusCancelled: the webhook was deactivated or deleted before the delivery was sent.
+	StatusCancelled = "cancelled"
 )
 
 // Delivery is one email or webhook, with its attempt history.
@@ -95,6 +97,21 @@ func pendingFor(ctx context.Context, tx tenancy.Tx, event uuid.UUID) ([]pendingD
 	})
 }
 
+// dueDeliveries lists deliveries waiting for an attempt whose time passed
+// more than grace ago: the ones a lost job would leave behind.
+func dueDeliveries(ctx context.Context, tx tenancy.Tx, grace time.Duration, limit int) ([]pendingDelivery, error) {
+	rows, err := tx.Query(ctx, `SELECT id, round FROM deliveries WHERE status IN ('pending', 'failed')
+		AND coalesce(next_attempt_at, updated_at) < now() - make_interval(secs => $1) ORDER BY created_at LIMIT $2`,
+		grace.Seconds(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("due deliveries: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (pendingDelivery, error) {
+		var p pendingDelivery
+		return p, r.Scan(&p.ID, &p.Round)
+	})
+}
+
 func getDelivery(ctx context.Context, tx tenancy.Tx, id uuid.UUID, forUpdate bool) (*Delivery, error) {
 	q := `SELECT ` + deliveryColumns + ` FROM deliveries WHERE id = $1`
 	if forUpdate {
@@ -139,16 +156,17 @@ func activeWebhooks(ctx context.Context, tx tenancy.Tx) ([]Webhook, error) {
 	})
 }
 
-func webhookSecret(ctx context.Context, tx tenancy.Tx, id uuid.UUID) (string, error) {
-	var secret string
-	err := tx.QueryRow(ctx, `SELECT secret FROM webhooks WHERE id = $1`, id).Scan(&secret)
+// webhookTarget returns a webhook's secret and whether it still wants
+// deliveries; a deleted webhook does not.
+func webhookTarget(ctx context.Context, tx tenancy.Tx, id uuid.UUID) (secret string, active bool, err error) {
+	err = tx.QueryRow(ctx, `SELECT secret, active FROM webhooks WHERE id = $1`, id).Scan(&secret, &active)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", errs.Errorf(errs.ErrNotFound, "webhook removed")
+		return "", false, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("webhook secret: %w", err)
+		return "", false, fmt.Errorf("webhook secret: %w", err)
 	}
-	return secret, nil
+	return secret, active, nil
 }
 
 // Notification is one in-app notification.
@@ -160,4 +178,87 @@ type Notification struct {
 	Summary      string     `json:"summary"`
 	CreatedAt    time.Time  `json:"created_at"`
 	ReadAt       *time.Time `json:"read_at"`
+}
+
+func listNotifications(ctx context.Context, tx tenancy.Tx, member uuid.UUID, unreadOnly bool, before position, limit int) ([]Notification, error) {
+	rows, err := tx.Query(ctx, `SELECT id, type, ticket_number, title, summary, created_at, read_at FROM notifications
+		WHERE member_id = $1 AND (NOT $2 OR read_at IS NULL) AND (created_at, id) < ($3, $4)
+		ORDER BY created_at DESC, id DESC LIMIT $5`, member, unreadOnly, before.At, before.ID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list notifications: %w", err)
+	}
+	items, err := pgx.AppendRows(make([]Notification, 0, limit), rows, func(row pgx.CollectableRow) (Notification, error) {
+		var n Notification
+		return n, row.Scan(&n.ID, &n.Type, &n.TicketNumber, &n.Title, &n.Summary, &n.CreatedAt, &n.ReadAt)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list notifications: %w", err)
+	}
+	return items, nil
+}
+
+func markNotificationRead(ctx context.Context, tx tenancy.Tx, member, id uuid.UUID) error {
+	tag, err := tx.Exec(ctx, `UPDATE notifications SET read_at = coalesce(read_at, now()) WHERE id = $1 AND member_id = $2`, id, member)
+	if err != nil {
+		return fmt.Errorf("mark notification read: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return errs.Errorf(errs.ErrNotFound, "notification not found")
+	}
+	return nil
+}
+
+func markAllNotificationsRead(ctx context.Context, tx tenancy.Tx, member uuid.UUID) error {
+	if _, err := tx.Exec(ctx, `UPDATE notifications SET read_at = now() WHERE member_id = $1 AND read_at IS NULL`, member); err != nil {
+		return fmt.Errorf("mark notifications read: %w", err)
+	}
+	return nil
+}
+
+func insertWebhook(ctx context.Context, tx tenancy.Tx, hook *Webhook, createdBy uuid.UUID) error {
+	err := tx.QueryRow(ctx, `INSERT INTO webhooks (url, events, secret, created_by) VALUES ($1, $2, $3, $4) RETURNING id, created_at`,
+		hook.URL, hook.Events, hook.Secret, createdBy).Scan(&hook.ID, &hook.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("create webhook: %w", err)
+	}
+	return nil
+}
+
+func deactivateWebhook(ctx context.Context, tx tenancy.Tx, id uuid.UUID) error {
+	tag, err := tx.Exec(ctx, `UPDATE webhooks SET active = false WHERE id = $1 AND active`, id)
+	if err != nil {
+		return fmt.Errorf("delete webhook: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return errs.Errorf(errs.ErrNotFound, "webhook not found")
+	}
+	return nil
+}
+
+func listDeliveries(ctx context.Context, tx tenancy.Tx, status string, before position, limit int) ([]*Delivery, error) {
+	rows, err := tx.Query(ctx, `SELECT `+deliveryColumns+` FROM deliveries
+		WHERE ($1 = '' OR status = $1) AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4`,
+		status, before.At, before.ID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries: %w", err)
+	}
+	defer rows.Close()
+	items := []*Delivery{}
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, d)
+	}
+	return items, rows.Err()
+}
+
+// startRound makes a delivery pending again, in a new round of attempts.
+func startRound(ctx context.Context, tx tenancy.Tx, p pendingDelivery) error {
+	if _, err := tx.Exec(ctx, `UPDATE deliveries SET status = 'pending', round = $2, attempts = 0, next_attempt_at = now(),
+		updated_at = now() WHERE id = $1`, p.ID, p.Round); err != nil {
+		return fmt.Errorf("retry delivery: %w", err)
+	}
+	return nil
 }

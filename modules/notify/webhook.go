@@ -26,6 +26,9 @@ const (
 	HeaderEventID   = "X-PatchDesk-Event-Id"
 	HeaderEvent     = "X-PatchDesk-Event"
 	HeaderTimestamp = "X-PatchDesk-Timestamp"
+	// HeaderIdempotencyKey is the delivery id: the same for every attempt at
+	// one delivery, so a receiver drops the repeat a crash can cause.
+	HeaderIdempotencyKey = "Idempotency-Key"
 )
 
 // Sign returns the signature header value for body: sha256=<hex HMAC-SHA256>.
@@ -89,7 +92,7 @@ func validateWebhookURL(ctx context.Context, raw string, allowPrivate bool) erro
 }
 
 // postWebhook sends one signed delivery; any status outside 2xx is a failure.
-func postWebhook(ctx context.Context, client *http.Client, target, secret, eventID, eventType string, body []byte) error {
+func postWebhook(ctx context.Context, client *http.Client, target, secret, deliveryID, eventID, eventType string, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("webhook request: %w", err)
@@ -98,6 +101,7 @@ func postWebhook(ctx context.Context, client *http.Client, target, secret, event
 	req.Header.Set("User-Agent", "PatchDesk-Webhooks/1")
 	req.Header.Set(HeaderSignature, Sign(secret, body))
 	req.Header.Set(HeaderEventID, eventID)
+	req.Header.Set(HeaderIdempotencyKey, deliveryID)
 	req.Header.Set(HeaderEvent, eventType)
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(time.Now().Unix(), 10))
 	res, err := client.Do(req)

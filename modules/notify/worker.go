@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 
+	"github.com/patchdesk/patchdesk/modules/errs"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
 
@@ -45,14 +46,27 @@ func (w *deliveryWorker) NextRetry(job *river.Job[deliveryArgs]) time.Time {
 }
 
 // Timeout bounds one attempt, beyond the webhook and SMTP timeouts.
-func (w *deliveryWorker) Timeout(*river.Job[deliveryArgs]) time.Duration { return time.Minute }
+func (w *deliveryWorker) Timeout(*river.Job[deliveryArgs]) time.Duration {
+	return w.svc.cfg.AttemptTimeout
+}
+
+// infraRetry is how soon an attempt that could not read its delivery (the
+// database away) runs again; snoozing does not use up one of its attempts.
+const infraRetry = 2 * time.Second
 
 // attempt sends a delivery once and records the outcome: sent; failed with
-// the next attempt time; or dead after the last attempt.
+// the next attempt time; dead after the last attempt; or cancelled when its
+// webhook is gone. The row is checked before sending and written after, so a
+// re-run (a retried or rescued job, a reconciled delivery) never sends what
+// was recorded sent; only a crash between the send and the record repeats
+// one, which receivers dedupe by the delivery id (at-least-once).
 func (s *Service) attempt(ctx context.Context, args deliveryArgs, attempt int) error {
 	t, err := s.reg.ByID(ctx, args.TenantID)
 	if errors.Is(err, tenancy.ErrTenantNotFound) {
 		return river.JobCancel(err)
+	}
+	if errs.IsTransient(err) {
+		return river.JobSnooze(infraRetry)
 	}
 	if err != nil {
 		return err
@@ -61,26 +75,43 @@ func (s *Service) attempt(ctx context.Context, args deliveryArgs, attempt int) e
 		return river.JobSnooze(5 * time.Minute) // suspended: no side effects until resumed
 	}
 	var (
-		d      *Delivery
-		secret string
+		d          *Delivery
+		secret     string
+		hookActive bool
 	)
 	err = s.reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
 		if d, err = getDelivery(ctx, tx, args.DeliveryID, false); err != nil {
 			return err
 		}
-		if d.webhookID != nil {
-			secret, err = webhookSecret(ctx, tx, *d.webhookID)
+		if d.Channel == "webhook" && d.webhookID != nil {
+			secret, hookActive, err = webhookTarget(ctx, tx, *d.webhookID)
 		}
 		return err
 	})
-	if err != nil {
-		return river.JobCancel(err)
+	if errors.Is(err, errs.ErrNotFound) {
+		return river.JobCancel(err) // the delivery is gone
 	}
-	if d.Status == StatusSent || d.Status == StatusDead || d.round != args.Round {
+	if errs.IsTransient(err) {
+		return river.JobSnooze(infraRetry)
+	}
+	if err != nil {
+		return err
+	}
+	if d.round != args.Round || (d.Status != StatusPending && d.Status != StatusFailed) {
 		return nil // already done, or superseded by a manual retry
 	}
-	sendErr := s.send(ctx, d, secret)
+	if d.Channel == "webhook" && !hookActive {
+		msg := "webhook deactivated or deleted before delivery"
+		if err := s.record(ctx, t, d.ID, StatusCancelled, &msg, nil); err != nil {
+			return err
+		}
+		s.metrics.outcomes.WithLabelValues(d.Channel, StatusCancelled).Inc()
+		return nil
+	}
+	sendErr := s.send(ctx, t, d, secret)
 	status, next, lastErr := StatusSent, (*time.Time)(nil), (*string)(nil)
+	// The row's count survives a lost job; River's restarts with a new one.
+	attempt = max(attempt, d.Attempts+1)
 	if sendErr != nil {
 		msg := sendErr.Error()
 		lastErr = &msg
@@ -92,10 +123,7 @@ func (s *Service) attempt(ctx context.Context, args deliveryArgs, attempt int) e
 			next = &at
 		}
 	}
-	err = s.reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
-		return recordAttempt(ctx, tx, d.ID, status, lastErr, next)
-	})
-	if err != nil {
+	if err := s.record(ctx, t, d.ID, status, lastErr, next); err != nil {
 		return err
 	}
 	s.metrics.outcomes.WithLabelValues(d.Channel, status).Inc()
@@ -109,16 +137,36 @@ func (s *Service) attempt(ctx context.Context, args deliveryArgs, attempt int) e
 	return sendErr
 }
 
-func (s *Service) send(ctx context.Context, d *Delivery, secret string) error {
+// record stores an attempt's outcome, retrying while the database is
+// unreachable (within the job's timeout): the send already happened, and
+// giving up here would make the next run send it again.
+func (s *Service) record(ctx context.Context, t *tenancy.Tenant, id uuid.UUID, status string, lastErr *string, next *time.Time) error {
+	for delay := 100 * time.Millisecond; ; delay = min(delay*2, 5*time.Second) {
+		err := s.reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
+			return recordAttempt(ctx, tx, id, status, lastErr, next)
+		})
+		if err == nil || !errs.IsTransient(err) {
+			return err
+		}
+		s.cfg.Log.WarnContext(ctx, "record delivery attempt: retrying", "delivery", id, "status", status, "retry_in", delay, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("record delivery attempt %s (%s): %w", id, status, err)
+		case <-time.After(delay):
+		}
+	}
+}
+
+func (s *Service) send(ctx context.Context, t *tenancy.Tenant, d *Delivery, secret string) error {
 	switch d.Channel {
 	case "email":
 		var p struct{ From, To, Message string }
 		if err := json.Unmarshal(d.payload, &p); err != nil {
 			return fmt.Errorf("decode email: %w", err)
 		}
-		return s.mailer.Send(ctx, d.ID, p.From, p.To, []byte(p.Message))
+		return s.mailer.Send(ctx, t.ID, d.ID, p.From, p.To, []byte(p.Message))
 	case "webhook":
-		return postWebhook(ctx, s.http, d.Target, secret, d.EventID.String(), d.EventType, d.payload)
+		return postWebhook(ctx, s.http, d.Target, secret, d.ID.String(), d.EventID.String(), d.EventType, d.payload)
 	}
 	return fmt.Errorf("unknown channel %q", d.Channel)
 }

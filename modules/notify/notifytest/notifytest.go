@@ -144,17 +144,19 @@ type Hook struct {
 	*httptest.Server
 	Secret string
 	mu     sync.Mutex
-	// byEvent counts valid deliveries per event id.
-	byEvent map[string]int
-	bodies  map[string][]byte
-	at      map[string]time.Time
-	invalid int
-	status  int
+	// byEvent counts valid deliveries per event id, byDelivery per
+	// Idempotency-Key (delivery id).
+	byEvent    map[string]int
+	byDelivery map[string]int
+	bodies     map[string][]byte
+	at         map[string]time.Time
+	invalid    int
+	status     int
 }
 
 // StartHook starts a receiver that checks signatures with secret.
 func StartHook(t testing.TB, secret string) *Hook {
-	h := &Hook{Secret: secret, byEvent: map[string]int{}, bodies: map[string][]byte{}, at: map[string]time.Time{}, status: http.StatusOK}
+	h := &Hook{Secret: secret, byEvent: map[string]int{}, byDelivery: map[string]int{}, bodies: map[string][]byte{}, at: map[string]time.Time{}, status: http.StatusOK}
 	h.Server = httptest.NewServer(http.HandlerFunc(h.serve))
 	t.Cleanup(h.Close)
 	return h
@@ -175,6 +177,7 @@ func (h *Hook) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.Header.Get(notify.HeaderEventID)
 	h.byEvent[id]++
+	h.byDelivery[r.Header.Get(notify.HeaderIdempotencyKey)]++
 	h.bodies[id] = body
 	h.at[id] = time.Now()
 	w.WriteHeader(http.StatusOK)
@@ -196,6 +199,17 @@ func (h *Hook) Counts() (map[string]int, int) {
 		out[k] = v
 	}
 	return out, h.invalid
+}
+
+// Deliveries returns valid deliveries per Idempotency-Key (delivery id).
+func (h *Hook) Deliveries() map[string]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[string]int, len(h.byDelivery))
+	for k, v := range h.byDelivery {
+		out[k] = v
+	}
+	return out
 }
 
 // Body returns the last body received for an event.
