@@ -63,3 +63,23 @@ func unsetenv(t *testing.T, k string) {
 		t.Fatal(err)
 	}
 }
+
+// TestRedactedHidesSecrets: the configuration logged at start names no
+// database password, metrics token or secret key.
+func TestRedactedHidesSecrets(t *testing.T) {
+	t.Parallel()
+	c := config{
+		DatabaseURL:  "postgres://app:db-pass-7Q@127.0.0.1:5432/patchdesk",
+		MetricsToken: "metrics-token-7Q",
+		SecretKey:    "c2VjcmV0LWtleS03UQ==",
+	}
+	logged := fmt.Sprintf("%+v", c.Redacted())
+	for _, secret := range []string{"db-pass-7Q", c.MetricsToken, c.SecretKey} {
+		if strings.Contains(logged, secret) {
+			t.Errorf("logged configuration shows %q: %s", secret, logged)
+		}
+	}
+	if !strings.Contains(logged, "app:xxxxx@127.0.0.1") {
+		t.Errorf("the redacted database URL lost its user and host: %s", logged)
+	}
+}
