@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/patchdesk/patchdesk/modules/bus"
 	"github.com/patchdesk/patchdesk/modules/notify/notifytest"
+	"github.com/patchdesk/patchdesk/tenancy/tenancytest"
 )
 
 // childEnv makes the test binary act as the patchdesk binary: the fault test
@@ -39,81 +39,6 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
-}
-
-const pgBin = "/usr/lib/postgresql/15/bin"
-
-// pgCluster is a throwaway PostgreSQL cluster on a loopback port, which the
-// test may restart and stop (never the shared one on 5432).
-type pgCluster struct {
-	data, port string
-	cred       *syscall.Credential
-}
-
-func startPostgres(t *testing.T) *pgCluster {
-	t.Helper()
-	if _, err := os.Stat(filepath.Join(pgBin, "initdb")); err != nil {
-		t.Skipf("PostgreSQL 15 server binaries not installed (%v)", err)
-	}
-	dir := t.TempDir()
-	p := &pgCluster{data: filepath.Join(dir, "pg"), port: strconv.Itoa(freePort(t))}
-	if os.Geteuid() == 0 { // initdb refuses to run as root
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Skipf("running as root without a postgres user: %v", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		p.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		for d := dir; d != filepath.Dir(d) && strings.HasPrefix(d, os.TempDir()+"/"); d = filepath.Dir(d) {
-			if err := os.Chmod(d, 0o711); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if out, err := p.command("initdb", "-D", p.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
-		t.Fatalf("initdb: %v\n%s", err, out)
-	}
-	p.ctl(t, "start")
-	t.Cleanup(func() { _ = p.command("pg_ctl", "-D", p.data, "-m", "immediate", "-w", "stop").Run() })
-	return p
-}
-
-func (p *pgCluster) command(name string, args ...string) *exec.Cmd {
-	cmd := exec.Command(filepath.Join(pgBin, name), args...)
-	if p.cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
-	}
-	return cmd
-}
-
-// ctl runs pg_ctl (start, stop, restart) and waits for it to finish.
-func (p *pgCluster) ctl(t *testing.T, action string, extra ...string) {
-	t.Helper()
-	opts := "-c port=" + p.port + " -c listen_addresses=127.0.0.1 -c unix_socket_directories=" + p.data +
-		" -c fsync=off -c max_connections=200"
-	args := append([]string{"-D", p.data, "-w", "-t", "60", "-l", filepath.Join(p.data, "server.log"), "-o", opts, action}, extra...)
-	if out, err := p.command("pg_ctl", args...).CombinedOutput(); err != nil {
-		log, _ := os.ReadFile(filepath.Join(p.data, "server.log"))
-		t.Fatalf("pg_ctl %s: %v\n%s\n%s", action, err, out, tail(string(log), 3000))
-	}
-}
-
-func (p *pgCluster) url() string {
-	return "postgres://postgres@127.0.0.1:" + p.port + "/patchdesk?sslmode=disable"
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func tail(s string, n int) string {
@@ -298,7 +223,7 @@ func TestFaultsLoseNoSideEffects(t *testing.T) {
 		t.Skip("fault test: about two minutes")
 	}
 	testStart := time.Now()
-	pg := startPostgres(t)
+	pg := tenancytest.NewCluster(t)
 	hook := notifytest.StartHook(t, "fault test webhook secret")
 	smtp := notifytest.StartSMTP(t)
 	dir := t.TempDir()
@@ -308,7 +233,7 @@ func TestFaultsLoseNoSideEffects(t *testing.T) {
 	}
 	kafkaAddr, apiAddr, workerAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	env := []string{"PATCHDESK_JOB_RESCUE_AFTER=20s", "PATCHDESK_DELIVERY_TIMEOUT=15s", "PATCHDESK_DELIVERY_RECONCILE_EVERY=5s"}
-	common := []string{"--database-url", pg.url(), "--kafka-brokers", kafkaAddr, "--webhook-allow-private",
+	common := []string{"--database-url", pg.URL(), "--kafka-brokers", kafkaAddr, "--webhook-allow-private",
 		"--smtp-url", "smtp://" + smtp.Addr, "--log-format", "json", "--token-per-minute", "100000"}
 	broker := &child{name: "broker", args: []string{"kafka", "--addr", kafkaAddr, "--data-dir", filepath.Join(dir, "kafka")}, env: env, log: filepath.Join(logDir, "broker.log")}
 	api := &child{name: "api", args: append([]string{"serve", "--role=api", "--addr", apiAddr, "--signups-per-minute", "100",
@@ -368,11 +293,11 @@ func TestFaultsLoseNoSideEffects(t *testing.T) {
 		outages = append(outages, o)
 		steady("after "+name, 10)
 	}
-	fault("postgres restart", func() { pg.ctl(t, "restart", "-m", "fast") })
+	fault("postgres restart", func() { pg.Ctl(t, "restart", "-m", "fast") })
 	fault("postgres stopped 10s", func() {
-		pg.ctl(t, "stop", "-m", "fast")
+		pg.Ctl(t, "stop", "-m", "fast")
 		time.Sleep(10 * time.Second) // the outage itself, not a wait for something
-		pg.ctl(t, "start")
+		pg.Ctl(t, "start")
 	})
 	fault("broker stopped 10s", func() {
 		broker.stop(t, syscall.SIGTERM)

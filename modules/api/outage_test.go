@@ -2,98 +2,16 @@ package api_test
 
 import (
 	"context"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/patchdesk/patchdesk/modules/api/apitest"
+	"github.com/patchdesk/patchdesk/tenancy/tenancytest"
 )
-
-const pgBin = "/usr/lib/postgresql/15/bin"
-
-// throwaway is a PostgreSQL cluster of this test alone, on a free loopback
-// port, which it may stop and start (never the shared cluster on 5432).
-type throwaway struct {
-	data, port string
-	cred       *syscall.Credential
-}
-
-func startThrowaway(t *testing.T) *throwaway {
-	t.Helper()
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
-	p := &throwaway{data: filepath.Join(dir, "pg"), port: port}
-	if os.Geteuid() == 0 { // initdb refuses to run as root
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Fatalf("running as root without a postgres user: %v", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		p.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		for d := dir; d != filepath.Dir(d) && strings.HasPrefix(d, os.TempDir()+"/"); d = filepath.Dir(d) {
-			if err := os.Chmod(d, 0o711); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if out, err := p.command("initdb", "-D", p.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
-		t.Fatalf("initdb: %v\n%s", err, out)
-	}
-	p.ctl(t, "start")
-	t.Cleanup(func() { _ = p.command("pg_ctl", "-D", p.data, "-m", "immediate", "-w", "stop").Run() })
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, "postgres://postgres@127.0.0.1:"+port+"/postgres?sslmode=disable")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `CREATE DATABASE patchdesk`); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func (p *throwaway) command(name string, args ...string) *exec.Cmd {
-	cmd := exec.Command(filepath.Join(pgBin, name), args...)
-	if p.cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
-	}
-	return cmd
-}
-
-// ctl runs pg_ctl start or stop (immediate: connections die as in a crash).
-func (p *throwaway) ctl(t *testing.T, action string) {
-	t.Helper()
-	opts := "-c port=" + p.port + " -c listen_addresses=127.0.0.1 -c unix_socket_directories=" + p.data + " -c fsync=off"
-	args := []string{"-D", p.data, "-w", "-t", "60", "-m", "immediate", "-l", filepath.Join(p.data, "server.log"), "-o", opts, action}
-	if out, err := p.command("pg_ctl", args...).CombinedOutput(); err != nil {
-		log, _ := os.ReadFile(filepath.Join(p.data, "server.log"))
-		t.Fatalf("pg_ctl %s: %v\n%s\n%s", action, err, out, log)
-	}
-}
-
-func (p *throwaway) url() string {
-	return "postgres://postgres@127.0.0.1:" + p.port + "/patchdesk?sslmode=disable"
-}
 
 // TestDatabaseOutageAnswers503AndRecovers is issue 21.3: while PostgreSQL
 // is down, requests answer 503 problem+json with Retry-After (not 500, and
@@ -101,8 +19,8 @@ func (p *throwaway) url() string {
 // database; once it is back both recover without a restart.
 func TestDatabaseOutageAnswers503AndRecovers(t *testing.T) {
 	t.Parallel()
-	pg := startThrowaway(t)
-	s := apitest.NewOn(t, pg.url(), nil)
+	pg := tenancytest.NewCluster(t)
+	s := apitest.NewOn(t, pg.URL(), nil)
 	owner := s.Signup(t, "outage")
 	if r := s.Call(t, "POST", "/t/outage/api/v1/tickets", owner, map[string]any{"title": "before", "body": "x"}); r.Status != 201 {
 		t.Fatalf("create: %s", r)
@@ -115,7 +33,7 @@ func TestDatabaseOutageAnswers503AndRecovers(t *testing.T) {
 		t.Fatalf("metrics before: %d", m.Status)
 	}
 
-	pg.ctl(t, "stop")
+	pg.Ctl(t, "stop", "-m", "immediate")
 	// Scrapes answer from the cache: the tenant gauges do not query the
 	// (now unreachable) control database on each scrape.
 	if m := s.Call(t, "GET", "/metrics", "", nil); m.Status != 200 || !strings.Contains(string(m.Body), `patchdesk_tenants{status="active",tier="shared"} 1`) {
@@ -128,7 +46,7 @@ func TestDatabaseOutageAnswers503AndRecovers(t *testing.T) {
 		if !r.IsProblem(503) || r.Header.Get("Retry-After") == "" {
 			t.Errorf("%s %s while the database is down: %s (Retry-After %q)", c.method, c.path, r, r.Header.Get("Retry-After"))
 		}
-		if strings.Contains(string(r.Body), pg.port) || strings.Contains(string(r.Body), "dial") {
+		if strings.Contains(string(r.Body), pg.Port) || strings.Contains(string(r.Body), "dial") {
 			t.Errorf("error text leaked: %s", r.Body)
 		}
 	}
@@ -137,14 +55,14 @@ func TestDatabaseOutageAnswers503AndRecovers(t *testing.T) {
 	if r.Status != 503 || r.JSON["status"] != "not ready" || checks["control_db"] == "ok" || checks["control_db"] == nil {
 		t.Fatalf("readyz while down: %s", r)
 	}
-	if strings.Contains(string(r.Body), pg.port) {
+	if strings.Contains(string(r.Body), pg.Port) {
 		t.Fatalf("readyz leaks the address: %s", r.Body)
 	}
 	if h := s.Call(t, "GET", "/healthz", "", nil); h.Status != 200 {
 		t.Fatalf("healthz while the database is down: %s", h)
 	}
 
-	pg.ctl(t, "start")
+	pg.Ctl(t, "start")
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		ready := s.Call(t, "GET", "/readyz", "", nil)

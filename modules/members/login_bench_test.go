@@ -41,7 +41,9 @@ func BenchmarkFailedLoginMemory(b *testing.B) {
 	b.Run("default", func(b *testing.B) { benchFailedLogins(b, members.Config{}) })
 	b.Run("queue-all", func(b *testing.B) { benchFailedLogins(b, members.Config{HashWait: time.Minute}) })
 	// unbounded is the behaviour before the hashing bound: every login hashes at once.
-	b.Run("unbounded", func(b *testing.B) { benchFailedLogins(b, members.Config{MaxConcurrentHashes: 50, HashWait: time.Minute}) })
+	b.Run("unbounded", func(b *testing.B) {
+		benchFailedLogins(b, members.Config{MaxConcurrentHashes: 50, HashWait: time.Minute})
+	})
 }
 
 func benchFailedLogins(b *testing.B, mcfg members.Config) {
