@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/patchdesk/patchdesk/modules/errs"
@@ -65,10 +67,28 @@ func Classify(err error) Class {
 		return DeadLetterNow
 	case IsTransient(err):
 		return Retry
-	case errors.Is(err, ErrPoison), errors.Is(err, errs.ErrInvalid), errors.Is(err, errs.ErrInvalidInput):
+	case errors.Is(err, ErrPoison), errors.Is(err, errs.ErrInvalid), errors.Is(err, errs.ErrInvalidInput),
+		refusedByDatabase(err), errors.Is(err, pgx.ErrNoRows):
 		return DeadLetter
 	}
 	return Retry
+}
+
+// refusedByDatabase reports a PostgreSQL error that the same message will
+// meet every time: a value refused (class 22, integrity class 23), a
+// program limit (class 54, e.g. an oversized tsvector) or a statement the
+// database cannot run as written (class 42). Retrying those without limit
+// would hold the partition, and every tenant behind it, for good.
+func refusedByDatabase(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || len(pgErr.Code) != 5 {
+		return false
+	}
+	switch pgErr.Code[:2] {
+	case "22", "23", "42", "54":
+		return true
+	}
+	return false
 }
 
 // IsTransient is errs.IsTransient plus the broker's own retriable errors.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/patchdesk/patchdesk/modules/bus"
@@ -34,6 +36,15 @@ func TestClassify(t *testing.T) {
 		{"poison mark over a dead connection", bus.Poison(refused), bus.Retry},
 		{"broker: leader not available", fmt.Errorf("write: %w", kafka.LeaderNotAvailable), bus.Retry},
 		{"unknown failure", errors.New("something odd"), bus.Retry},
+		{"value too long (22001)", fmt.Errorf("index: %w", &pgconn.PgError{Code: "22001"}), bus.DeadLetter},
+		{"unique violation (23505)", &pgconn.PgError{Code: "23505"}, bus.DeadLetter},
+		{"tsvector too long (54000)", &pgconn.PgError{Code: "54000"}, bus.DeadLetter},
+		{"undefined column (42703)", &pgconn.PgError{Code: "42703"}, bus.DeadLetter},
+		{"row gone", fmt.Errorf("load database: %w", pgx.ErrNoRows), bus.DeadLetter},
+		{"admin shutdown (57P01)", &pgconn.PgError{Code: "57P01"}, bus.Retry},
+		{"serialization failure (40001)", &pgconn.PgError{Code: "40001"}, bus.Retry},
+		{"too many connections (53300)", &pgconn.PgError{Code: "53300"}, bus.Retry},
+		{"connection failure (08006)", &pgconn.PgError{Code: "08006"}, bus.Retry},
 	}
 	for _, c := range cases {
 		if c.err == nil {

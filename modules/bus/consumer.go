@@ -60,6 +60,8 @@ type Consumer struct {
 	metrics *ConsumerMetrics
 	// busy is set while a message is in hand (handled, retried, committed).
 	busy atomic.Bool
+	// rejoins counts stall rejoins since a message was last handled.
+	rejoins atomic.Int32
 }
 
 // ConsumerMetrics are shared by every consumer of a process.
@@ -180,6 +182,7 @@ func (c *Consumer) consume(ctx context.Context) (bool, error) {
 		c.busy.Store(true)
 		done := c.process(ctx, m)
 		if done {
+			c.rejoins.Store(0)
 			err = c.commit(ctx, m)
 		}
 		c.busy.Store(false)
@@ -205,8 +208,9 @@ func (c *Consumer) watch(ctx context.Context, rejoin func()) {
 			if err != nil || !stalled || c.busy.Load() {
 				continue
 			}
-			c.cfg.Log.WarnContext(ctx, "consumer group stalled: rejoining", "group", c.cfg.Group, "partition", p, "stalled_for", c.cfg.StallAfter)
+			c.cfg.Log.WarnContext(ctx, "consumer group stalled: rejoining", "group", c.cfg.Group, "partition", p, "stalled_for", c.stallAfter())
 			c.metrics.handled.WithLabelValues(c.cfg.Group, "rejoined").Inc()
+			c.rejoins.Add(1)
 			rejoin()
 			return
 		}

@@ -62,12 +62,27 @@ func (w *stallWatch) stalled(ctx context.Context, now time.Time) (int, bool, err
 			continue
 		}
 		r := ranges[p]
-		if r.LastOffset > max(at, r.FirstOffset) && now.Sub(w.movedAt[p]) >= w.c.cfg.StallAfter {
+		if r.LastOffset > max(at, r.FirstOffset) && now.Sub(w.movedAt[p]) >= w.c.stallAfter() {
 			w.movedAt[p] = now // one rejoin per stall period
 			return p, true, nil
 		}
 	}
 	return 0, false, nil
+}
+
+// maxStallAfter caps the rejoin backoff.
+const maxStallAfter = 10 * time.Minute
+
+// stallAfter is StallAfter doubled for every rejoin since this member last
+// handled a message: while another member retries through a long outage its
+// partition looks stalled too, and rejoining every period would rebalance
+// the whole group again and again.
+func (c *Consumer) stallAfter() time.Duration {
+	d := c.cfg.StallAfter << min(c.rejoins.Load(), 16)
+	if d <= 0 || d > maxStallAfter {
+		return max(maxStallAfter, c.cfg.StallAfter)
+	}
+	return d
 }
 
 // eventPartitionsFor is the partition count of the topics this package creates.

@@ -50,3 +50,26 @@ func TestStallWatch(t *testing.T) {
 		}
 	}
 }
+
+// TestStallAfterBacksOff: every rejoin without progress doubles the period
+// before the next (capped), and handling a message resets it, so a member
+// idle behind another's long retry does not rebalance its group every period.
+func TestStallAfterBacksOff(t *testing.T) {
+	t.Parallel()
+	c := &Consumer{cfg: ConsumerConfig{StallAfter: 30 * time.Second}}
+	want := []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, maxStallAfter, maxStallAfter}
+	for i, w := range want {
+		if got := c.stallAfter(); got != w {
+			t.Fatalf("after %d rejoins: stallAfter = %s, want %s", i, got, w)
+		}
+		c.rejoins.Add(1)
+	}
+	c.rejoins.Add(40) // no overflow into a short or negative period
+	if got := c.stallAfter(); got != maxStallAfter {
+		t.Fatalf("after many rejoins: %s", got)
+	}
+	c.rejoins.Store(0)
+	if got := c.stallAfter(); got != 30*time.Second {
+		t.Fatalf("after progress: %s", got)
+	}
+}
