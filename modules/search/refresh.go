@@ -27,9 +27,13 @@ type refreshArgs struct {
 func (refreshArgs) Kind() string { return "patchdesk.search-refresh" }
 
 // InsertOpts puts refreshes on their own queue, so that they never wait
-// behind deliveries or exports.
+// behind deliveries or exports. A discarded refresh leaves its document
+// stale until the ticket's next event, so failures are retried with River's
+// growing backoff for about three weeks. Jobs are not unique: River counts a
+// running job as a duplicate, and a change committed just after a running
+// refresh checked the document would then get no refresh at all.
 func (refreshArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: jobs.QueueSearch, MaxAttempts: 10}
+	return river.InsertOpts{Queue: jobs.QueueSearch, MaxAttempts: 25}
 }
 
 // refreshBackoff spaces the refreshes of a document that changes while it
