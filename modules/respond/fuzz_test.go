@@ -38,40 +38,66 @@ func FuzzDecode(f *testing.F) {
 		if s, ok := badString(reflect.ValueOf(v)); ok {
 			t.Fatalf("body %q decoded to unstorable string %q", body, s)
 		}
+		// U+FFFD in the result that the body did not spell is a lone
+		// surrogate escape encoding/json replaced instead of refusing.
+		if s, ok := replacedString(reflect.ValueOf(v)); ok && !strings.ContainsRune(body, utf8.RuneError) &&
+			!strings.Contains(strings.ToLower(body), `\ufffd`) {
+			t.Fatalf("body %q decoded with a replacement character: %q", body, s)
+		}
 	})
+}
+
+// replacedString finds a string in v holding U+FFFD.
+func replacedString(v reflect.Value) (string, bool) {
+	found := ""
+	walkStrings(v, func(s string) bool {
+		if strings.ContainsRune(s, utf8.RuneError) {
+			found = s
+			return true
+		}
+		return false
+	})
+	return found, found != ""
 }
 
 // badString finds a string in v that is not UTF-8 or holds a NUL.
 func badString(v reflect.Value) (string, bool) {
+	found, ok := "", false
+	walkStrings(v, func(s string) bool {
+		if !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 {
+			found, ok = s, true
+		}
+		return ok
+	})
+	return found, ok
+}
+
+// walkStrings calls f on every string in v (map keys included) until f
+// returns true, and reports whether it did.
+func walkStrings(v reflect.Value, f func(string) bool) bool {
 	switch v.Kind() {
 	case reflect.String:
-		s := v.String()
-		return s, !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0
+		return f(v.String())
 	case reflect.Pointer, reflect.Interface:
-		if !v.IsNil() {
-			return badString(v.Elem())
-		}
+		return !v.IsNil() && walkStrings(v.Elem(), f)
 	case reflect.Struct:
 		for i := range v.NumField() {
-			if s, bad := badString(v.Field(i)); bad {
-				return s, true
+			if walkStrings(v.Field(i), f) {
+				return true
 			}
 		}
 	case reflect.Slice, reflect.Array:
 		for i := range v.Len() {
-			if s, bad := badString(v.Index(i)); bad {
-				return s, true
+			if walkStrings(v.Index(i), f) {
+				return true
 			}
 		}
 	case reflect.Map:
 		for _, k := range v.MapKeys() {
-			if s, bad := badString(k); bad {
-				return s, true
-			}
-			if s, bad := badString(v.MapIndex(k)); bad {
-				return s, true
+			if walkStrings(k, f) || walkStrings(v.MapIndex(k), f) {
+				return true
 			}
 		}
 	}
-	return "", false
+	return false
 }

@@ -21,7 +21,7 @@ import (
 // match a struct field only case-insensitively. Unknown fields of a struct
 // are refused too (the decoder's DisallowUnknownFields would fold case).
 func checkStrict(data []byte, t reflect.Type) error {
-	if !utf8.Valid(data) {
+	if !utf8.Valid(data) || loneSurrogate(data) {
 		return errs.Errorf(errs.ErrInvalidInput, "body is not valid UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -31,6 +31,63 @@ func checkStrict(data []byte, t reflect.Type) error {
 		return err
 	}
 	return nil
+}
+
+// loneSurrogate reports a \u escape of a UTF-16 surrogate that is not part
+// of a pair (encoding/json would turn it into U+FFFD): the raw bytes are
+// valid UTF-8, but the text they stand for is not.
+func loneSurrogate(data []byte) bool {
+	inString := false
+	for i := 0; i < len(data); i++ {
+		switch c := data[i]; {
+		case c == '"':
+			inString = !inString
+		case c == '\\' && inString && i+1 < len(data):
+			if data[i+1] != 'u' {
+				i++ // a one-character escape, \" included
+				continue
+			}
+			r, ok := hex4(data, i+2)
+			switch {
+			case !ok:
+				return false // malformed: the decoder reports it
+			case r >= 0xDC00 && r <= 0xDFFF:
+				return true
+			case r >= 0xD800 && r <= 0xDBFF:
+				low, ok := hex4(data, i+8)
+				if i+7 >= len(data) || data[i+6] != '\\' || data[i+7] != 'u' || !ok || low < 0xDC00 || low > 0xDFFF {
+					return true
+				}
+				i += 11
+			default:
+				i += 5
+			}
+		}
+	}
+	return false
+}
+
+// hex4 reads four hex digits at data[i:].
+func hex4(data []byte, i int) (rune, bool) {
+	if i < 0 || i+4 > len(data) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range data[i : i+4] {
+		var d byte
+		switch {
+		case c >= '0' && c <= '9':
+			d = c - '0'
+		case c >= 'a' && c <= 'f':
+			d = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(d)
+	}
+	return r, true
 }
 
 // maxDepth bounds nesting: the walk recurses, and no request body of the
