@@ -74,3 +74,31 @@ func urlEscape(password string) string {
 func kvEscape(v string) string {
 	return strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v)
 }
+
+// TestSubscriptionKeepsTLSVerification: certificate verification of the
+// source carries over to the subscription (URL form) or the DSN is refused
+// (keyword/value form, whose TLS settings pgconn does not give back), never
+// silently weakened to sslmode=require.
+func TestSubscriptionKeepsTLSVerification(t *testing.T) {
+	t.Parallel()
+	got, err := conninfoURL("postgres://mover:pw@db.internal:5432/source?sslmode=verify-full&sslrootcert=/etc/ca.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := u.Query(); q.Get("sslmode") != "verify-full" || q.Get("sslrootcert") != "/etc/ca.pem" {
+		t.Fatalf("URL DSN lost its TLS settings: %s", got)
+	}
+	for _, dsn := range []string{
+		"host=db.internal user=mover password=pw dbname=source sslmode=verify-full",
+		"host=db.internal user=mover password=pw dbname=source sslmode=verify-ca sslrootcert=/etc/ca.pem",
+		"host=db.internal user=mover password=pw dbname=source sslmode=require sslcert=/c.pem sslkey=/k.pem",
+	} {
+		if got, err := conninfoURL(dsn); err == nil {
+			t.Errorf("%q rebuilt as %q: its TLS verification would be dropped", dsn, got)
+		}
+	}
+}

@@ -111,7 +111,11 @@ func createSubscriptionSQL(name, srcDSN, with string) (string, error) {
 
 // conninfoURL rewrites a DSN (URL or keyword/value) as a postgres:// URL.
 // A URL keeps its parameters; keyword/value DSNs are parsed by pgconn and
-// keep host, port, user, password, database and whether TLS is used.
+// keep host, port, user, password, database and whether TLS is used. A
+// keyword/value DSN that verifies certificates or names certificate files
+// is refused: pgconn does not give those settings back, and rebuilding it
+// without them would let the subscription, which carries the source's
+// password, skip verifying the server.
 func conninfoURL(dsn string) (string, error) {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		u, err := url.Parse(dsn)
@@ -119,6 +123,11 @@ func conninfoURL(dsn string) (string, error) {
 			return "", fmt.Errorf("parse source dsn: %w", err)
 		}
 		return u.String(), nil // url.String percent-encodes what the input left raw
+	}
+	for _, kw := range []string{"verify-ca", "verify-full", "sslrootcert", "sslcert", "sslkey", "sslcrl", "sslpassword"} {
+		if strings.Contains(dsn, kw) {
+			return "", fmt.Errorf("source dsn: TLS settings (%s) of a keyword/value DSN cannot be carried to the subscription; register the database with a postgres:// URL", kw)
+		}
 	}
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
