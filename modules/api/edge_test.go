@@ -88,9 +88,10 @@ func TestMetricsOnlyForLoopbackOrToken(t *testing.T) {
 		headers []string
 		status  int
 	}{
-		{"loopback, direct", nil, 200},
-		{"through a proxy (X-Forwarded-For)", []string{"X-Forwarded-For", "203.0.113.9"}, 404},
-		{"through a proxy (Forwarded)", []string{"Forwarded", "for=203.0.113.9"}, 404},
+		// With a token set, loopback is no exemption: a same-host proxy
+		// that adds no header would make every client loopback.
+		{"loopback without the token", nil, 404},
+		{"loopback with the token", []string{"Authorization", "Bearer scrape-secret-1"}, 200},
 		{"through a proxy with the token", []string{"X-Forwarded-For", "203.0.113.9", "Authorization", "Bearer scrape-secret-1"}, 200},
 		{"through a proxy with a wrong token", []string{"X-Forwarded-For", "203.0.113.9", "Authorization", "Bearer scrape-secret-2"}, 404},
 	} {
@@ -125,6 +126,29 @@ func TestMetricsOnlyForLoopbackOrToken(t *testing.T) {
 	}
 	if code := remote(s.App.MetricsHandler, ""); code != 200 {
 		t.Errorf("dedicated metrics listener handler: %d", code)
+	}
+
+	// Without a token (the one-command run and the API contract's smoke
+	// test): a direct loopback peer reads it, anything that looks proxied
+	// does not.
+	open := apitest.New(t, nil)
+	for _, c := range []struct {
+		name    string
+		headers []string
+		status  int
+	}{
+		{"loopback, direct", nil, 200},
+		{"through a proxy (X-Forwarded-For)", []string{"X-Forwarded-For", "203.0.113.9"}, 404},
+		{"through a proxy (Forwarded)", []string{"Forwarded", "for=203.0.113.9"}, 404},
+		{"through a proxy (X-Real-Ip)", []string{"X-Real-Ip", "203.0.113.9"}, 404},
+		{"through a proxy (Via)", []string{"Via", "1.1 edge"}, 404},
+	} {
+		if r := open.Call(t, "GET", "/metrics", "", nil, c.headers...); r.Status != c.status {
+			t.Errorf("no token, %s: %d, want %d", c.name, r.Status, c.status)
+		}
+	}
+	if code := remote(open.App.Handler, ""); code != 404 {
+		t.Errorf("no token, remote peer: %d", code)
 	}
 }
 

@@ -96,16 +96,21 @@ func metricsGate(token string, next http.Handler) http.Handler {
 	})
 }
 
+// mayScrape decides who reads /metrics on the public listener. With a
+// metrics token, only its bearer: a reverse proxy on the same host that adds
+// no forwarding header would otherwise make every client look like
+// loopback. Without one (the one-command run), a loopback peer that came
+// through no proxy it can tell of.
 func mayScrape(r *http.Request, token string) bool {
 	if token != "" {
 		scheme, got, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
-		if ok && strings.EqualFold(scheme, "Bearer") &&
-			subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(token)) == 1 {
-			return true
-		}
+		return ok && strings.EqualFold(scheme, "Bearer") &&
+			subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(token)) == 1
 	}
-	if r.Header.Get("Forwarded") != "" || r.Header.Get("X-Forwarded-For") != "" || r.Header.Get("X-Real-Ip") != "" {
-		return false
+	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Real-Ip", "X-Forwarded-Host", "Via"} {
+		if r.Header.Get(h) != "" {
+			return false
+		}
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
