@@ -3,41 +3,18 @@ package members_test
 import (
 	"context"
 	"errors"
-	"io/fs"
 	"maps"
 	"slices"
 	"strings"
 	"testing"
-	"testing/fstest"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	tenantmigrations "github.com/patchdesk/patchdesk/migrations/tenant"
 	"github.com/patchdesk/patchdesk/tenancy"
 	"github.com/patchdesk/patchdesk/tenancy/tenancytest"
 )
-
-// migrationsUpTo returns the tenant migrations numbered at most version.
-func migrationsUpTo(t *testing.T, version string) fs.FS {
-	t.Helper()
-	names, err := fs.Glob(tenantmigrations.FS, "*.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := fstest.MapFS{}
-	for _, name := range names {
-		if name[:5] <= version {
-			b, err := fs.ReadFile(tenantmigrations.FS, name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[name] = &fstest.MapFile{Data: b}
-		}
-	}
-	return out
-}
 
 // TestMigrationCanonicalisesExistingAddresses builds a tenant at schema
 // version 4 holding the rows the old rules allowed — addresses in mixed
@@ -51,7 +28,7 @@ func TestMigrationCanonicalisesExistingAddresses(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dsn := tenancytest.NewDatabase(t)
-	old, err := tenancy.Open(ctx, tenancy.Config{DatabaseURL: dsn, MaxConns: 4, TenantMigrations: migrationsUpTo(t, "00004")})
+	old, err := tenancy.Open(ctx, tenancy.Config{DatabaseURL: dsn, MaxConns: 4, TenantMigrations: tenancytest.MigrationsBefore(t, "00005")})
 	if err != nil {
 		t.Fatal(err)
 	}

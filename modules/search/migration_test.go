@@ -2,37 +2,14 @@ package search_test
 
 import (
 	"context"
-	"io/fs"
 	"strings"
 	"testing"
-	"testing/fstest"
 
 	"github.com/jackc/pgx/v5"
 
-	tenantmigrations "github.com/patchdesk/patchdesk/migrations/tenant"
 	"github.com/patchdesk/patchdesk/tenancy"
 	"github.com/patchdesk/patchdesk/tenancy/tenancytest"
 )
-
-// migrationsBefore returns the tenant migrations numbered below version.
-func migrationsBefore(t *testing.T, version string) fs.FS {
-	t.Helper()
-	names, err := fs.Glob(tenantmigrations.FS, "*.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := fstest.MapFS{}
-	for _, name := range names {
-		if name[:5] < version {
-			b, err := fs.ReadFile(tenantmigrations.FS, name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[name] = &fstest.MapFile{Data: b}
-		}
-	}
-	return out
-}
 
 // TestMigrationTrimsDocumentsIndexedBefore builds a tenant before migration
 // 00007 holding a document indexed without bounds and checks that migrating
@@ -42,7 +19,7 @@ func TestMigrationTrimsDocumentsIndexedBefore(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dsn := tenancytest.NewDatabase(t)
-	old, err := tenancy.Open(ctx, tenancy.Config{DatabaseURL: dsn, MaxConns: 4, TenantMigrations: migrationsBefore(t, "00007")})
+	old, err := tenancy.Open(ctx, tenancy.Config{DatabaseURL: dsn, MaxConns: 4, TenantMigrations: tenancytest.MigrationsBefore(t, "00007")})
 	if err != nil {
 		t.Fatal(err)
 	}
