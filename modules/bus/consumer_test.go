@@ -66,14 +66,7 @@ func TestPoisonMessageIsDeadLettered(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- c.Run(ctx) }()
 
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: bus.TopicDeadLetter, Partition: 0, MaxWait: 100 * time.Millisecond})
-	defer r.Close()
-	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
-	defer rcancel()
-	dl, err := r.ReadMessage(rctx)
-	if err != nil {
-		t.Fatalf("read dead letter: %v", err)
-	}
+	dl := firstDeadLetter(ctx, t, brokers, 30*time.Second)
 	if string(dl.Value) != "poison" || bus.Header(dl, "x-dlq-error") != "poison message\ncannot handle this" || bus.Header(dl, "x-dlq-group") != "poison-test" {
 		t.Fatalf("dead letter: %q %v", dl.Value, dl.Headers)
 	}
@@ -197,14 +190,7 @@ func TestTransientFailureIsRetriedNotDeadLettered(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- c.Run(ctx) }()
 
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: bus.TopicDeadLetter, Partition: 0, MaxWait: 100 * time.Millisecond})
-	defer r.Close()
-	rctx, rcancel := context.WithTimeout(ctx, 60*time.Second)
-	defer rcancel()
-	dl, err := r.ReadMessage(rctx)
-	if err != nil {
-		t.Fatalf("read dead letter: %v", err)
-	}
+	dl := firstDeadLetter(ctx, t, brokers, 60*time.Second)
 	if string(dl.Value) != "poison" {
 		t.Fatalf("first dead letter is %q: the transiently failing message was dead-lettered", dl.Value)
 	}
@@ -221,4 +207,19 @@ func TestTransientFailureIsRetriedNotDeadLettered(t *testing.T) {
 	if got := steps.Load(); got != 7 {
 		t.Errorf("%d retry log lines for 20 transient failures, want 7 (one per backoff step)", got)
 	}
+}
+
+// firstDeadLetter reads the first message of the dead-letter topic, waiting
+// up to timeout for it.
+func firstDeadLetter(ctx context.Context, t *testing.T, brokers []string, timeout time.Duration) kafka.Message {
+	t.Helper()
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: bus.TopicDeadLetter, Partition: 0, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	dl, err := r.ReadMessage(rctx)
+	if err != nil {
+		t.Fatalf("read dead letter: %v", err)
+	}
+	return dl
 }
