@@ -199,23 +199,42 @@ func checksumSQL(table string, columns []string) string {
 	return `SELECT count(*), coalesce(sum(hash_record_extended(ROW(` + strings.Join(columns, ", ") + `), 0)::numeric), 0)::text FROM ` + table
 }
 
-// storedColumns lists each table's stored (not generated) columns, quoted.
-func (e *moveEnv) storedColumns(ctx context.Context, tx pgx.Tx) (map[string][]string, error) {
-	rows, err := tx.Query(ctx, `SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-		JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
-		ORDER BY c.relname, a.attnum`, e.t.Schema)
+// storedColumnsSQL lists a schema's stored (not generated) columns and
+// whether their type has a hash function of its own (a default hash
+// operator class for exactly that type). Others, such as tsvector, are
+// hashed through their text form, which is as deterministic; polymorphic
+// classes (enums, arrays) are counted as not having one, which costs only
+// speed.
+const storedColumnsSQL = `SELECT c.relname, a.attname,
+	EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod
+		WHERE am.amname = 'hash' AND oc.opcdefault AND oc.opcintype = a.atttypid)
+	FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+	JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE n.nspname = $1 AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+	ORDER BY c.relname, a.attnum`
+
+// storedColumns lists each table's stored columns as expressions for
+// checksumSQL.
+func storedColumns(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, schema string) (map[string][]string, error) {
+	rows, err := q.Query(ctx, storedColumnsSQL, schema)
 	if err != nil {
 		return nil, fmt.Errorf("list columns: %w", err)
 	}
 	out := map[string][]string{}
 	for rows.Next() {
 		var table, column string
-		if err := rows.Scan(&table, &column); err != nil {
+		var hashable bool
+		if err := rows.Scan(&table, &column, &hashable); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("list columns: %w", err)
 		}
-		out[table] = append(out[table], pgx.Identifier{column}.Sanitize())
+		expr := pgx.Identifier{column}.Sanitize()
+		if !hashable {
+			expr += "::text"
+		}
+		out[table] = append(out[table], expr)
 	}
 	return out, rows.Err()
 }
@@ -227,7 +246,7 @@ func (e *moveEnv) verify(ctx context.Context, tx pgx.Tx, target *pgx.Conn) error
 		n int64
 		h string
 	}
-	cols, err := e.storedColumns(ctx, tx)
+	cols, err := storedColumns(ctx, tx, e.t.Schema)
 	if err != nil {
 		return err
 	}
