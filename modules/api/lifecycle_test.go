@@ -65,6 +65,11 @@ func TestExportImportRoundTrip(t *testing.T) {
 		src.Call(t, "POST", fmt.Sprintf("/t/exported/api/v1/tickets/%v/comments", r.JSON["number"]), agent.Token, map[string]any{"body": "reply", "internal": i == 1})
 	}
 	src.Call(t, "PATCH", "/t/exported/api/v1/tickets/2", owner, map[string]any{"status": "resolved", "assignee_id": agent.ID})
+	// Read models travel too: search documents store their vectors.
+	src.StartEvents(t)
+	apitest.Eventually(t, time.Minute, "tickets indexed", func() bool {
+		return len(src.Call(t, "GET", "/t/exported/api/v1/search?q=body", owner, nil).Items()) == 3
+	})
 	var buf bytes.Buffer
 	if err := archive.Export(ctx, src.Reg, "exported", &buf); err != nil {
 		t.Fatal(err)
@@ -88,6 +93,9 @@ func TestExportImportRoundTrip(t *testing.T) {
 		if len(ca) != len(cb) || len(ca) == 0 {
 			t.Errorf("ticket %d timeline: %d vs %d events", n, len(ca), len(cb))
 		}
+	}
+	if hits := dst.Call(t, "GET", "/t/imported/api/v1/search?q=body", token, nil).Items(); len(hits) != 3 {
+		t.Errorf("search after import: %d hits, want 3", len(hits))
 	}
 	// Numbering and identities continue after the imported rows.
 	r := dst.Call(t, "POST", "/t/imported/api/v1/tickets", token, map[string]any{"title": "new", "body": "x"})
