@@ -215,22 +215,45 @@ func dropSubscription(ctx context.Context, tgt, src *pgxpool.Pool, name string) 
 			return fmt.Errorf("drop subscription: %w", err)
 		}
 	}
-	if err := dropSlots(ctx, src, "pg_"+strconv.FormatUint(uint64(oid), 10)+"_sync_%"); err != nil {
-		return err
-	}
 	conn, err := tgt.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("drop subscription: %w", err)
 	}
 	defer conn.Release()
-	// Bounded, whatever the source does; the session setting is reset before release.
-	for _, s := range []string{`SET statement_timeout = '30s'`, `DROP SUBSCRIPTION ` + name, `RESET statement_timeout`} {
-		if _, err := conn.Exec(ctx, s); err != nil {
-			_, _ = conn.Exec(context.WithoutCancel(ctx), `RESET statement_timeout`)
-			return fmt.Errorf("drop subscription: %w", err)
+	// A table-copy worker that was starting when the subscription was
+	// disabled can still be creating its slot, which waits for every running
+	// transaction of the source cluster, and DROP SUBSCRIPTION waits for that
+	// worker. So each round ends the subscription's workers on the target,
+	// drops the copy slots on the source, and gives DROP a bounded time.
+	var last error
+	for range 5 {
+		if _, err := tgt.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_subscription
+			WHERE subid = $1 AND pid IS NOT NULL`, oid); err != nil {
+			return fmt.Errorf("stop subscription workers: %w", err)
+		}
+		if err := dropSlots(ctx, src, "pg_"+strconv.FormatUint(uint64(oid), 10)+"_sync_%"); err != nil {
+			return err
+		}
+		if last = dropBounded(ctx, conn.Conn(), name); last == nil {
+			return nil
+		}
+		var pgErr *pgconn.PgError
+		if !errors.As(last, &pgErr) || pgErr.Code != "57014" { // only a statement timeout is worth another round
+			break
 		}
 	}
-	return nil
+	return fmt.Errorf("drop subscription: %w", last)
+}
+
+// dropBounded runs DROP SUBSCRIPTION under a statement timeout, resetting
+// the session setting before the connection goes back to the pool.
+func dropBounded(ctx context.Context, conn *pgx.Conn, name string) error {
+	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), `RESET statement_timeout`) }()
+	if _, err := conn.Exec(ctx, `SET statement_timeout = '10s'`); err != nil {
+		return err
+	}
+	_, err := conn.Exec(ctx, `DROP SUBSCRIPTION `+name)
+	return err
 }
 
 // dropSlots drops the replication slots matching a LIKE pattern on a
