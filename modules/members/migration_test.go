@@ -27,21 +27,7 @@ import (
 func TestMigrationCanonicalisesExistingAddresses(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dsn := tenancytest.NewDatabase(t)
-	old, err := tenancy.Open(ctx, tenancy.Config{DatabaseURL: dsn, MaxConns: 4, TenantMigrations: tenancytest.MigrationsBefore(t, "00005")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tn, err := old.Provision(ctx, tenancy.ProvisionParams{Slug: "legacy", Name: "Legacy"})
-	old.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close(context.Background()) })
+	dsn, tn, admin := tenancytest.LegacyTenant(t, "00005")
 	exec := func(sql string, args ...any) {
 		t.Helper()
 		if _, err := admin.Exec(ctx, strings.ReplaceAll(sql, "S.", pgx.Identifier{tn.Schema}.Sanitize()+"."), args...); err != nil {

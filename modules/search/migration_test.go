@@ -18,21 +18,7 @@ import (
 func TestMigrationTrimsDocumentsIndexedBefore(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dsn := tenancytest.NewDatabase(t)
-	old, err := tenancy.Open(ctx, tenancy.Config{DatabaseURL: dsn, MaxConns: 4, TenantMigrations: tenancytest.MigrationsBefore(t, "00007")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tn, err := old.Provision(ctx, tenancy.ProvisionParams{Slug: "legacy", Name: "Legacy"})
-	old.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close(context.Background()) })
+	dsn, tn, admin := tenancytest.LegacyTenant(t, "00007")
 	table := pgx.Identifier{tn.Schema, "search_docs"}.Sanitize()
 	big := "first " + strings.Repeat("é", 40000) + " last"
 	if _, err := admin.Exec(ctx, `INSERT INTO `+table+` (ticket_id, number, title, status, body, public_text, internal_text, ticket_version)

@@ -1,11 +1,15 @@
 package tenancytest
 
 import (
+	"context"
 	"io/fs"
 	"testing"
 	"testing/fstest"
 
+	"github.com/jackc/pgx/v5"
+
 	tenantmigrations "github.com/patchdesk/patchdesk/migrations/tenant"
+	"github.com/patchdesk/patchdesk/tenancy"
 )
 
 // MigrationsBefore returns the tenant migrations numbered below version
@@ -28,4 +32,30 @@ func MigrationsBefore(t testing.TB, version string) fs.FS {
 		}
 	}
 	return out
+}
+
+// LegacyTenant provisions tenant "legacy" in a new database with the tenant
+// migrations below version only, as an older release left it, and returns
+// the database URL, the tenant and a superuser connection to write the rows
+// the old schema allowed. Opening a registry on the URL afterwards applies
+// the newer migrations.
+func LegacyTenant(t testing.TB, version string) (string, *tenancy.Tenant, *pgx.Conn) {
+	t.Helper()
+	ctx := context.Background()
+	dsn := NewDatabase(t)
+	old, err := tenancy.Open(ctx, tenancy.Config{DatabaseURL: dsn, MaxConns: 4, TenantMigrations: MigrationsBefore(t, version)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn, err := old.Provision(ctx, tenancy.ProvisionParams{Slug: "legacy", Name: "Legacy"})
+	old.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close(context.Background()) })
+	return dsn, tn, admin
 }
