@@ -103,9 +103,8 @@ func metricsGate(token string, next http.Handler) http.Handler {
 // through no proxy it can tell of.
 func mayScrape(r *http.Request, token string) bool {
 	if token != "" {
-		scheme, got, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
-		return ok && strings.EqualFold(scheme, "Bearer") &&
-			subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(token)) == 1
+		got, ok := respond.Bearer(r)
+		return ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
 	}
 	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Real-Ip", "X-Forwarded-Host", "Via"} {
 		if r.Header.Get(h) != "" {

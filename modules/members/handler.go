@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"strings"
 
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
@@ -89,7 +88,7 @@ func (h *Handler) Routes(r *mux.Router) {
 // routed tenant and puts the authz.Subject in the context.
 func (h *Handler) Authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := bearer(r.Header.Get("Authorization"))
+		token, ok := respond.Bearer(r)
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="patchdesk"`)
 			respond.Error(w, r, errs.Errorf(errs.ErrUnauthenticated, "missing bearer token"))
@@ -105,17 +104,6 @@ func (h *Handler) Authenticate(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(authz.WithSubject(r.Context(), sub)))
 	})
-}
-
-// bearer extracts the token of an "Authorization: Bearer <token>" header;
-// the scheme is case-insensitive (RFC 9110) and the whitespace around the
-// token does not matter, so every spelling resolves to the same credential.
-func bearer(header string) (string, bool) {
-	f := strings.Fields(header)
-	if len(f) != 2 || !strings.EqualFold(f[0], "Bearer") {
-		return "", false
-	}
-	return f[1], true
 }
 
 // Resolve authenticates token (a bearer or cookie session token) for the

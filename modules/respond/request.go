@@ -26,3 +26,14 @@ func IfMatch(r *http.Request) (*int, error) {
 	}
 	return &v, nil
 }
+
+// Bearer extracts the token of an "Authorization: Bearer <token>" header;
+// the scheme is case-insensitive (RFC 9110) and the whitespace around the
+// token does not matter, so every spelling resolves to the same credential.
+func Bearer(r *http.Request) (string, bool) {
+	f := strings.Fields(r.Header.Get("Authorization"))
+	if len(f) != 2 || !strings.EqualFold(f[0], "Bearer") {
+		return "", false
+	}
+	return f[1], true
+}
