@@ -5,7 +5,6 @@ import (
 	"errors"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/patchdesk/patchdesk/modules/errs"
@@ -80,11 +79,7 @@ func Classify(err error) Class {
 // database cannot run as written (class 42). Retrying those without limit
 // would hold the partition, and every tenant behind it, for good.
 func refusedByDatabase(err error) bool {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || len(pgErr.Code) != 5 {
-		return false
-	}
-	switch pgErr.Code[:2] {
+	switch errs.SQLClass(errs.SQLState(err)) {
 	case "22", "23", "42", "54":
 		return true
 	}

@@ -12,9 +12,24 @@ import (
 // request was wrong in a way validation should have caught; it is never
 // transient and never the server's fault.
 func IsDataError(err error) bool {
+	code := SQLState(err)
+	return code == "23514" || SQLClass(code) == "22"
+}
+
+// SQLState returns the PostgreSQL error code (SQLSTATE) in err's chain, or
+// "" when PostgreSQL did not answer with an error.
+func SQLState(err error) string {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
-		return false
+		return ""
 	}
-	return pgErr.Code == "23514" || (len(pgErr.Code) == 5 && pgErr.Code[:2] == "22")
+	return pgErr.Code
+}
+
+// SQLClass is the class of a SQLSTATE: its first two characters.
+func SQLClass(code string) string {
+	if len(code) != 5 {
+		return ""
+	}
+	return code[:2]
 }

@@ -30,10 +30,8 @@ func IsTransient(err error) bool {
 	if errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
 		return true
 	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		code := pgErr.Code
-		return transientSQLStates[code] || (len(code) == 5 && (code[:2] == "08" || code[:2] == "53"))
+	if code := SQLState(err); code != "" {
+		return transientSQLStates[code] || SQLClass(code) == "08" || SQLClass(code) == "53"
 	}
 	var connectErr *pgconn.ConnectError
 	if errors.As(err, &connectErr) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
