@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/patchdesk/patchdesk/modules/api/apitest"
 	"github.com/patchdesk/patchdesk/tenancy"
 	"github.com/patchdesk/patchdesk/tenancy/archive"
@@ -35,13 +33,9 @@ func TestDeleteTenantEverywhere(t *testing.T) {
 	if r := s.Call(t, "GET", "/t/doomed/api/v1/me", owner, nil); !r.IsProblem(404) {
 		t.Fatalf("deleted tenant still answers: %s", r)
 	}
-	conn, err := pgx.Connect(ctx, s.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := s.Admin(t)
 	var schemas, roles, audit int
-	err = conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_namespace WHERE nspname LIKE $1 || '%'),
+	err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_namespace WHERE nspname LIKE $1 || '%'),
 		(SELECT count(*) FROM pg_roles WHERE rolname = $2),
 		(SELECT count(*) FROM control.tenant_audit WHERE tenant_id = $3 AND action = 'tenant.deleted')`,
 		tn.Schema, tn.Role, tn.ID).Scan(&schemas, &roles, &audit)

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/patchdesk/patchdesk/modules/api"
 	"github.com/patchdesk/patchdesk/modules/api/apitest"
 	"github.com/patchdesk/patchdesk/tenancy/move"
@@ -27,11 +25,7 @@ func BenchmarkMoveFreeze(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	conn, err := pgx.Connect(ctx, s.DatabaseURL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := s.Admin(b)
 	seed := time.Now()
 	for _, q := range []string{
 		`INSERT INTO ` + tn.Schema + `.tickets (number, title, body, status, priority, requester_email, tags, created_at, updated_at)

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/patchdesk/patchdesk/modules/api"
 	"github.com/patchdesk/patchdesk/modules/api/apitest"
 	"github.com/patchdesk/patchdesk/tenancy"
@@ -134,11 +132,7 @@ func TestMoveUnderLoad(t *testing.T) {
 		t.Fatal("the other tenant wrote nothing during the moves")
 	}
 	// Both moves are audited in the control plane.
-	conn, err := pgx.Connect(ctx, s.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := s.Admin(t)
 	var audited int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM control.tenant_audit WHERE tenant_id = $1 AND action = 'tenant.moved'`,
 		tn.ID).Scan(&audited); err != nil {

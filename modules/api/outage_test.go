@@ -94,11 +94,7 @@ func TestClientThatLeavesIsLoggedAs499(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin, err := pgx.Connect(ctx, s.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
+	admin := s.Admin(t)
 	lock, err := admin.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)

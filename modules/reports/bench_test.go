@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/patchdesk/patchdesk/modules/api/apitest"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
@@ -45,11 +43,7 @@ func BenchmarkSummary100k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	conn, err := pgx.Connect(ctx, s.DatabaseURL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := s.Admin(b)
 	if _, err := conn.Exec(ctx, `ANALYZE `+t.Schema+`.report_tickets, `+t.Schema+`.report_daily`); err != nil {
 		b.Fatal(err)
 	}

@@ -95,11 +95,7 @@ func TestExportFailsOnDirectoryErrors(t *testing.T) {
 		})
 		return n == 1
 	})
-	admin, err := pgx.Connect(ctx, s.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
+	admin := s.Admin(t)
 	if _, err := admin.Exec(ctx, `ALTER TABLE `+pgx.Identifier{tn.Schema, "members"}.Sanitize()+` RENAME COLUMN email TO email_renamed`); err != nil {
 		t.Fatal(err)
 	}
@@ -154,11 +150,7 @@ func TestFirstResponseFailsOnDirectoryErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin, err := pgx.Connect(ctx, s.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
+	admin := s.Admin(t)
 	if _, err := admin.Exec(ctx, `ALTER TABLE `+pgx.Identifier{tn.Schema, "members"}.Sanitize()+` RENAME COLUMN role TO role_renamed`); err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/patchdesk/patchdesk/modules/api"
 	"github.com/patchdesk/patchdesk/modules/api/apitest"
 	"github.com/patchdesk/patchdesk/tenancy"
@@ -59,11 +57,7 @@ func seedDocs(b *testing.B, s *apitest.Server, slug string, n int) {
 		b.Fatal(err)
 	}
 	// Statistics as autovacuum would keep them; only the owner may ANALYZE.
-	conn, err := pgx.Connect(ctx, s.DatabaseURL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := s.Admin(b)
 	if _, err := conn.Exec(ctx, `ANALYZE `+t.Schema+`.search_docs`); err != nil {
 		b.Fatal(err)
 	}

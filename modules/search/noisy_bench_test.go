@@ -168,11 +168,7 @@ func quietLags(b *testing.B, s *apitest.Server) []lag {
 	if err != nil {
 		b.Fatal(err)
 	}
-	conn, err := pgx.Connect(ctx, s.DatabaseURL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := s.Admin(b)
 	rows, err := conn.Query(ctx, `SELECT extract(epoch FROM d.updated_at - t.created_at)::float8,
 			extract(epoch FROM o.published_at - t.created_at)::float8
 		FROM `+pgx.Identifier{t.Schema, "search_docs"}.Sanitize()+` d

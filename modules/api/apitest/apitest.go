@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/patchdesk/patchdesk/modules/api"
 	"github.com/patchdesk/patchdesk/modules/jobs"
 	"github.com/patchdesk/patchdesk/modules/members"
@@ -223,4 +225,16 @@ func (s *Server) Login(t testing.TB, slug, email string) string {
 		t.Fatalf("login %s: %s", email, r)
 	}
 	return r.JSON["token"].(string)
+}
+
+// Admin connects to the server's database as its owner, for tests that read
+// or break what tenant roles cannot reach; the connection closes with t.
+func (s *Server) Admin(t testing.TB) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), s.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	return conn
 }
