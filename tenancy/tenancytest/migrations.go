@@ -52,10 +52,17 @@ func LegacyTenant(t testing.TB, version string) (string, *tenancy.Tenant, *pgx.C
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin, err := pgx.Connect(ctx, dsn)
+	return dsn, tn, Connect(t, dsn)
+}
+
+// Connect opens a connection to dsn that closes when t ends, for tests that
+// read or break what tenant roles cannot reach.
+func Connect(t testing.TB, dsn string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { admin.Close(context.Background()) })
-	return dsn, tn, admin
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	return conn
 }

@@ -231,10 +231,5 @@ func (s *Server) Login(t testing.TB, slug, email string) string {
 // or break what tenant roles cannot reach; the connection closes with t.
 func (s *Server) Admin(t testing.TB) *pgx.Conn {
 	t.Helper()
-	conn, err := pgx.Connect(context.Background(), s.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close(context.Background()) })
-	return conn
+	return tenancytest.Connect(t, s.DatabaseURL)
 }
