@@ -162,6 +162,11 @@ func runScoped(ctx context.Context, pool *pgxpool.Pool, t *Tenant, fn func(ctx c
 	if err = fn(ctx, scopedTx{tx: tx, t: t}); err != nil {
 		return err
 	}
+	if hook := commitHookFrom(ctx); hook != nil {
+		if err = hook(ctx, scopedTx{tx: tx, t: t}); err != nil {
+			return err
+		}
+	}
 	if err = tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit tenant transaction: %w", err)
 	}

@@ -4,6 +4,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/patchdesk/patchdesk/modules/audit"
 	"github.com/patchdesk/patchdesk/modules/authz"
 	"github.com/patchdesk/patchdesk/modules/errs"
+	"github.com/patchdesk/patchdesk/modules/idempotency"
 	"github.com/patchdesk/patchdesk/modules/jobs"
 	"github.com/patchdesk/patchdesk/modules/members"
 	"github.com/patchdesk/patchdesk/modules/notify"
@@ -38,6 +40,10 @@ type Config struct {
 	Tickets     tickets.Config
 	Notify      notify.Config
 	Jobs        jobs.Config
+	Idempotency idempotency.Config
+	// IdempotencyExpireEvery is how often expired idempotency keys are
+	// deleted (default hourly).
+	IdempotencyExpireEvery time.Duration
 	// TokenPerMinute and TenantPerMinute limit authenticated requests per
 	// member (over all their sessions and tokens) and per tenant (defaults
 	// 1,200 and 30,000).
@@ -115,6 +121,7 @@ type deps struct {
 	reg     *tenancy.Registry
 	members *members.Handler
 	limits  *limits
+	idem    *idempotency.Store
 	modules []interface{ Routes(*mux.Router) }
 }
 
@@ -154,7 +161,14 @@ func New(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, metrics *
 	if err != nil {
 		return nil, err
 	}
-	d := deps{cfg: cfg, log: log, metrics: metrics, reg: reg, members: members.NewHandler(msvc, cfg.MembersHTTP),
+	idem, err := idempotency.NewStore(cfg.Idempotency, reg)
+	if err != nil {
+		return nil, err
+	}
+	if err := idem.Schedule(queue, reg, cmp.Or(cfg.IdempotencyExpireEvery, time.Hour)); err != nil {
+		return nil, err
+	}
+	d := deps{cfg: cfg, idem: idem, log: log, metrics: metrics, reg: reg, members: members.NewHandler(msvc, cfg.MembersHTTP),
 		limits: newLimits(cfg.TokenPerMinute, cfg.TenantPerMinute),
 		modules: []interface{ Routes(*mux.Router) }{
 			tickets.NewHandler(tsvc),
@@ -230,7 +244,8 @@ func mountTenant(r *mux.Router, tenantMW mux.MiddlewareFunc, d deps) {
 	r.Use(tenantMW)
 	d.members.PublicRoutes(r)
 	authed := r.NewRoute().Subrouter()
-	authed.Use(d.members.Authenticate, d.limits.middleware)
+	// Idempotency after authentication: the caller is part of the key.
+	authed.Use(d.members.Authenticate, d.limits.middleware, d.idem.Middleware)
 	d.members.Routes(authed)
 	for _, m := range d.modules {
 		m.Routes(authed)

@@ -41,11 +41,16 @@ type Config struct {
 // QueueSearch is the queue of search index refreshes.
 const QueueSearch = "search"
 
+// QueueMaintenance is the queue of housekeeping jobs (expiring idempotency
+// keys): one worker, they are neither urgent nor many.
+const QueueMaintenance = "maintenance"
+
 // Queues, with their concurrency.
 var queues = map[string]river.QueueConfig{
-	"deliveries": {MaxWorkers: 20},
-	"exports":    {MaxWorkers: 2},
-	QueueSearch:  {MaxWorkers: 2},
+	"deliveries":     {MaxWorkers: 20},
+	"exports":        {MaxWorkers: 2},
+	QueueSearch:      {MaxWorkers: 2},
+	QueueMaintenance: {MaxWorkers: 1},
 }
 
 // Queue inserts and works jobs.
