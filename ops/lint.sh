@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Static checks CI fails on: go.mod tidy, gofmt, go vet and golangci-lint
-# (a pinned version, installed into .cache/bin on first use; config in .golangci.yml).
+# (a pinned version, installed into .cache/bin on first use; config in .golangci.yml),
+# and the OpenAPI document linted by Redocly's recommended ruleset (Node from
+# Debian's apt when npx is missing; no redocly.yaml, so no rule is ignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,3 +21,9 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 "$bin/golangci-lint" run ./...
+
+if ! command -v npx >/dev/null; then
+  echo "ops/lint.sh: installing nodejs and npm (for the OpenAPI lint)" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+npx --yes @redocly/cli@2.77.0 lint --format=summary docs/openapi.yaml

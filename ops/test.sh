@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # Runs the whole PatchDesk test suite against a local PostgreSQL (started by
 # ops/postgres.sh when none answers): the static checks of ops/lint.sh, then
-# go test -race. Every test creates and drops its own database.
+# go test -race. Every test creates and drops its own database. At the end it
+# prints how many responses the HTTP test helpers validated against
+# docs/openapi.yaml (modules/api/apitest appends each test server's count to
+# PATCHDESK_CONTRACT_COUNT_FILE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ops/postgres.sh
 ops/lint.sh
-go test -race -count=1 -timeout 25m ./... "$@"
+counts=$(mktemp)
+trap 'rm -f "$counts"' EXIT
+status=0
+PATCHDESK_CONTRACT_COUNT_FILE=$counts go test -race -count=1 -timeout 25m ./... "$@" || status=$?
+echo "contract: $(awk '{n += $1} END {print n + 0}' "$counts") responses validated against docs/openapi.yaml"
+exit "$status"

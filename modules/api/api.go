@@ -122,6 +122,7 @@ type deps struct {
 	members *members.Handler
 	limits  *limits
 	idem    *idempotency.Store
+	ref     *reference
 	modules []interface{ Routes(*mux.Router) }
 }
 
@@ -177,6 +178,11 @@ func New(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, metrics *
 			search.NewHandler(ssvc),
 			reports.NewHandler(rsvc),
 		}}
+	ref, err := newReference()
+	if err != nil {
+		return nil, err
+	}
+	d.ref = ref
 	h, router := handler(d)
 	return &App{Handler: h, OpsHandler: opsHandler(d), MetricsHandler: metricsHandler(d), Members: msvc, Tickets: tsvc,
 		Notify: nsvc, Search: ssvc, Reports: rsvc, Jobs: queue, router: router}, nil
@@ -229,6 +235,7 @@ func metricsHandler(d deps) http.Handler {
 func handler(d deps) (http.Handler, *mux.Router) {
 	root := opsRouter(d)
 	d.members.GlobalRoutes(root)
+	d.ref.routes(root)
 
 	tenantMW := router.Middleware(d.reg, d.cfg.BaseDomain, respond.Error, func(r *http.Request, t *tenancy.Tenant) {
 		obs.SetTenant(r, t.Slug)

@@ -49,7 +49,7 @@ func TestRetryReplaysFirstResponse(t *testing.T) {
 	}
 	cases := []struct {
 		name, path, body, respelt, table string
-		status                        int
+		status                           int
 	}{
 		{"ticket", "/tickets", `{"title":"printer","body":"on fire","tags":["hw"]}`, `{ "tags": ["hw"], "body": "on fire", "title": "printer" }`, "tickets", 201},
 		{"comment", "/tickets/1/comments", `{"body":"on it","internal":true}`, `{"internal":true,  "body":"on it"}`, "comments", 201},

@@ -44,6 +44,8 @@ type Server struct {
 	Metrics *obs.Metrics
 	seq     atomic.Int64
 	log     *slog.Logger
+	// validated counts the responses checked against docs/openapi.yaml.
+	validated atomic.Int64
 }
 
 // SyncBuffer is a bytes.Buffer safe for concurrent writers and readers.
@@ -117,7 +119,17 @@ func NewOn(t testing.TB, dsn string, cfg func(*api.Config)) *Server {
 	}
 	srv := httptest.NewServer(app.Handler)
 	t.Cleanup(srv.Close)
-	return &Server{Server: srv, Reg: reg, App: app, DatabaseURL: dsn, Logs: logs, Metrics: metrics, log: log}
+	s := &Server{Server: srv, Reg: reg, App: app, DatabaseURL: dsn, Logs: logs, Metrics: metrics, log: log}
+	// Every exchange through the server's client is checked against
+	// docs/openapi.yaml (issue 20): tests prove the document as they go.
+	contract, err := loadContract()
+	if err != nil {
+		t.Fatalf("load the API contract: %v", err)
+	}
+	client := srv.Client()
+	client.Transport = &contractTransport{base: client.Transport, c: contract, server: s}
+	t.Cleanup(func() { recordCount(s.validated.Load()) })
+	return s
 }
 
 // Resp is a decoded response.
