@@ -9,6 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ops/postgres.sh
 ops/lint.sh
+if ! command -v chromium >/dev/null; then
+  echo "ops/test.sh: installing chromium (the API reference page is checked in a real browser)" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 counts=$(mktemp)
 trap 'rm -f "$counts"' EXIT
 status=0

@@ -69,7 +69,10 @@ func TestContractTransportFailsOnMismatch(t *testing.T) {
 			if tc.body != "" {
 				req.Header.Set("Content-Type", "application/json")
 			}
-			_, err = ct.RoundTrip(req)
+			res, err := ct.RoundTrip(req)
+			if res != nil {
+				_ = res.Body.Close()
+			}
 			if (err == nil) != tc.ok {
 				t.Fatalf("want ok=%v, got %v", tc.ok, err)
 			}
