@@ -242,4 +242,3 @@ func adminClient(brokers []string) (*kafka.Client, func()) {
 	tr := &kafka.Transport{DialTimeout: 3 * time.Second}
 	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second, Transport: tr}, tr.CloseIdleConnections
 }
-
