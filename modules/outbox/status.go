@@ -36,7 +36,7 @@ func Inspect(ctx context.Context, dbs Databases) ([]DatabaseStatus, error) {
 			var secs float64
 			// A bigint advisory key shows in pg_locks as classid (high 32
 			// bits) and objid (low 32 bits) with objsubid 1.
-			return c.QueryRow(ctx, `SELECT
+			err := c.QueryRow(ctx, `SELECT
 				EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
 					AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 					AND classid::bigint = ($1::bigint >> 32) AND objid::bigint = ($1::bigint & x'ffffffff'::bigint)),
