@@ -37,7 +37,10 @@ type deadletterFlags struct {
 
 // deadletter lists dead-lettered messages or replays them through their
 // consumer once their cause is fixed.
-func deadletter(ctx context.Context, args []string) error {
+func deadletter(ctx context.Context, args []string) error { return deadletterTo(ctx, os.Stdout, args) }
+
+// deadletterTo is deadletter writing its output to w.
+func deadletterTo(ctx context.Context, w io.Writer, args []string) error {
 	if len(args) == 0 {
 		return fmt.Errorf("missing subcommand\n%s", deadletterUsage)
 	}
@@ -64,9 +67,9 @@ func deadletter(ctx context.Context, args []string) error {
 	defer reg.Close()
 	switch sub {
 	case "list":
-		return deadletterList(ctx, os.Stdout, reg, brokers, f)
+		return deadletterList(ctx, w, reg, brokers, f)
 	case "replay":
-		return deadletterReplay(ctx, os.Stdout, c, reg, brokers, f)
+		return deadletterReplay(ctx, w, c, reg, brokers, f)
 	default:
 		return fmt.Errorf("unknown deadletter subcommand %q\n%s", sub, deadletterUsage)
 	}

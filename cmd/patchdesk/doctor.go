@@ -67,7 +67,10 @@ type doctorLimits struct {
 // schema, tenants, relays, outboxes, the broker and its topics, consumer
 // lag, dead letters, dead deliveries and tier moves. It exits non-zero when
 // a check fails.
-func doctor(ctx context.Context, args []string) error {
+func doctor(ctx context.Context, args []string) error { return doctorTo(ctx, os.Stdout, args) }
+
+// doctorTo is doctor writing its report to w.
+func doctorTo(ctx context.Context, w io.Writer, args []string) error {
 	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
 	c := bindConfig(fs)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
@@ -82,13 +85,13 @@ func doctor(ctx context.Context, args []string) error {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil)) // the report is the output
 	rep := runDoctor(ctx, c, log, lim)
 	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
 			return fmt.Errorf("doctor: %w", err)
 		}
 	} else {
-		printDoctor(os.Stdout, rep)
+		printDoctor(w, rep)
 	}
 	if !rep.OK {
 		return errNeedsHuman
