@@ -116,18 +116,22 @@ func printDoctor(w io.Writer, rep doctorReport) {
 // runDoctor runs every check; one failing check never hides the others.
 func runDoctor(ctx context.Context, c *config, log *slog.Logger, lim doctorLimits) doctorReport {
 	var rep doctorReport
-	defer func() {
-		rep.OK = true
-		for _, ch := range rep.Checks {
-			rep.OK = rep.OK && ch.Status != checkFail
-		}
-	}()
+	runChecks(ctx, c, log, lim, &rep)
+	rep.OK = true
+	for _, ch := range rep.Checks {
+		rep.OK = rep.OK && ch.Status != checkFail
+	}
+	return rep
+}
+
+// runChecks adds every check's row to rep.
+func runChecks(ctx context.Context, c *config, log *slog.Logger, lim doctorLimits, rep *doctorReport) {
 	reg, err := openRegistryReadOnly(ctx, c, log)
 	if err != nil {
 		rep.add("control database", checkFail, "%v", err)
 	} else {
 		defer reg.Close()
-		checkControl(ctx, reg, &rep, lim)
+		checkControl(ctx, reg, rep, lim)
 	}
 	brokers, err := doctorBrokers(c)
 	if err == nil {
@@ -140,11 +144,10 @@ func runDoctor(ctx context.Context, c *config, log *slog.Logger, lim doctorLimit
 		for _, name := range []string{"topics", "consumer lag", "dead letters"} {
 			rep.add(name, checkSkip, "broker unreachable")
 		}
-		return rep
+		return
 	}
 	rep.add("broker", checkOK, "%s reachable", strings.Join(brokers, ","))
-	checkBroker(ctx, brokers, reg, &rep, lim)
-	return rep
+	checkBroker(ctx, brokers, reg, rep, lim)
 }
 
 // openRegistryReadOnly opens the control plane without migrating it (a
