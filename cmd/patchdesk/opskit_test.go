@@ -380,6 +380,12 @@ func TestScrape(t *testing.T) {
 
 	metricsURL := "http://" + metricsAddr + "/metrics"
 	var missing []string
+	// Eventually fails the test on timeout: say then what was missing.
+	t.Cleanup(func() {
+		if t.Failed() && len(missing) > 0 {
+			t.Logf("missing:\n%s", strings.Join(missing, "\n"))
+		}
+	})
 	apitest.Eventually(t, 60*time.Second, "every metric the ops kit uses in /metrics", func() bool {
 		res, err := http.Get(metricsURL)
 		if err != nil {
