@@ -33,7 +33,9 @@ const (
 )
 
 // consumerGroups are the groups doctor reports the lag of.
-var consumerGroups = []string{notify.ConsumerGroup, reports.ConsumerGroup, search.ConsumerGroup}
+func consumerGroups() []string {
+	return []string{notify.ConsumerGroup, reports.ConsumerGroup, search.ConsumerGroup}
+}
 
 // errNeedsHuman is doctor's error when some check failed: the table says which.
 var errNeedsHuman = errors.New("doctor: some checks failed (see FAIL rows)")
@@ -321,7 +323,7 @@ func checkBroker(ctx context.Context, brokers []string, reg *tenancy.Registry, r
 			}
 		}
 	}
-	for _, g := range consumerGroups {
+	for _, g := range consumerGroups() {
 		lag, err := bus.GroupLag(ctx, brokers, bus.TopicEvents, g)
 		switch {
 		case err != nil:
