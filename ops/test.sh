@@ -8,6 +8,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ops/postgres.sh
+# The ops kit's tests run promtool and a real Prometheus server (Debian's
+# prometheus package). Installed when missing, without starting its system
+# service: the tests run the binary themselves on a free loopback port.
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+  echo "ops/test.sh: installing Debian's prometheus package" >&2
+  policy=/usr/sbin/policy-rc.d
+  had_policy=false
+  [ -e "$policy" ] && had_policy=true
+  $had_policy || { printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; }
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  $had_policy || rm -f "$policy"
+fi
 ops/lint.sh
 if ! command -v chromium >/dev/null; then
   echo "ops/test.sh: installing chromium (the API reference page is checked in a real browser)" >&2

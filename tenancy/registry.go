@@ -49,6 +49,10 @@ type Config struct {
 	TenantMigrations fs.FS
 	// Logger receives operational logs (default slog.Default()).
 	Logger *slog.Logger
+	// NoMigrate opens the registry without applying pending control-schema
+	// migrations, for read-only checks (doctor) that must report a schema
+	// behind rather than fix it.
+	NoMigrate bool
 }
 
 // Registry is the control plane: tenants, their placements and the pools that reach them.
@@ -110,6 +114,9 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 	}
 	r.pools = &poolSet{idle: cfg.PoolIdle, open: r.openTxPool, openTimeout: cfg.OpenTimeout, closing: r.closing, entries: map[string]*poolEntry{}}
 	r.jobPools = &poolSet{open: r.openJobPool, openTimeout: cfg.OpenTimeout, closing: r.closing, entries: map[string]*poolEntry{}}
+	if cfg.NoMigrate {
+		return r, nil
+	}
 	if err := r.migrateControl(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open registry: %w", err)

@@ -23,6 +23,10 @@ commands:
   search     reindex SLUG: rebuild a tenant's search index from its tickets
   reports    rebuild SLUG: rebuild a tenant's report aggregates from its timeline
   bench      drive the HTTP API with concurrent clients and report latency
+  doctor     check a deployment (schema, tenants, relays, broker, lag, dead
+             letters, deliveries, tier moves); exits 1 when a human is needed
+  deadletter list | replay [--group G] [--id ID]: show dead-lettered messages,
+             send them back through their consumer once the cause is fixed
   version    print the version
 
 Configuration comes from the environment (DATABASE_URL, PATCHDESK_HTTP_ADDR,
@@ -63,6 +67,10 @@ func run(ctx context.Context, args []string) error {
 		return readModel(ctx, cmd, rest)
 	case "bench":
 		return bench(ctx, rest)
+	case "doctor":
+		return doctor(ctx, rest)
+	case "deadletter":
+		return deadletter(ctx, rest)
 	case "version":
 		fmt.Println(version())
 		return nil

@@ -83,6 +83,8 @@ func runProcess(ctx context.Context, name string, args []string, defaultRole str
 	metrics := obs.NewMetrics()
 	// Tenant counts query the control database: cached, so scrapes never do.
 	metrics.Registry.MustRegister(obs.NewCachedCollector(reg.Collector(), 0))
+	// Fleet health (tenants behind, tier moves) queries it too; pool usage is in memory.
+	metrics.Registry.MustRegister(obs.NewCachedCollector(reg.HealthCollector(), 0), reg.PoolCollector())
 	cfg := api.Config{
 		BaseDomain: c.BaseDomain,
 		MembersHTTP: members.HandlerConfig{SignupsPerMinute: c.SignupsPerMinute, LoginsPerMinute: c.LoginsPerMinute,

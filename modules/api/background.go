@@ -48,6 +48,16 @@ func (w *Workers) Groups() []string {
 	return out
 }
 
+// Handler returns the handler of a consumer group, for an operator who
+// replays dead-lettered messages through it (patchdesk deadletter replay).
+func (w *Workers) Handler(group string) (bus.Handler, error) {
+	h, ok := w.handlers[group]
+	if !ok {
+		return nil, errors.New("unknown consumer group " + group)
+	}
+	return h, nil
+}
+
 // Consumer returns a runner that joins group as a new member.
 func (w *Workers) Consumer(group string) (Runner, error) {
 	h, ok := w.handlers[group]

@@ -131,6 +131,9 @@ func (r *Relay) runDatabase(ctx context.Context, db string) {
 				return errStandby
 			}
 			r.metrics.leader.WithLabelValues(db).Set(1)
+			// Exported at 0 from the start, so that rate() and alerts on
+			// publish errors see a series before the first error.
+			r.metrics.errors.WithLabelValues(db).Add(0)
 			defer r.metrics.leader.WithLabelValues(db).Set(0)
 			r.cfg.Log.InfoContext(ctx, "relay leads database", "database", db)
 			if _, err := c.Exec(ctx, "LISTEN "+Channel); err != nil {
