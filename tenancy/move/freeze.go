@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,6 +22,15 @@ import (
 // tenancy.Tx retries them on the new placement), then flips the placement
 // and tells every process.
 func (mv *Mover) freezeAndSwitch(ctx context.Context, e *moveEnv) error {
+	// Everything that reads whole tables happens here, before the freeze.
+	e.progress(ctx, "verify baseline", nil)
+	baselineStart := time.Now()
+	base, err := mv.prepareVerify(ctx, e)
+	baselineTook := time.Since(baselineStart)
+	if err != nil {
+		return fmt.Errorf("verify before the freeze: %w", err)
+	}
+	e.progress(ctx, "freeze", nil)
 	// The freeze holds back every tenant transaction, which hold pooled
 	// connections while they wait: the mover must not need the pool itself.
 	conns, err := e.ownConns(ctx)
@@ -48,8 +56,13 @@ func (mv *Mover) freezeAndSwitch(ctx context.Context, e *moveEnv) error {
 	}{
 		{"outbox", func() error { return mv.handOverOutbox(ctx, e, tx, conns.target) }},
 		{"catch-up", func() error { return e.awaitMarker(ctx, conns.marker, conns.target) }},
-		{"verify", func() error { return e.verify(ctx, tx, conns.target) }},
+		{"verify", func() error { return e.verifyChanges(ctx, base, tx, conns.target) }},
 		{"sequences", func() error { return e.advanceSequences(ctx, conns.target) }},
+		// The target serves the tenant from the flip on: its change log goes
+		// now, while nothing but this freeze touches its tables.
+		{"drop target log", func() error {
+			return pgx.BeginFunc(ctx, conns.target, func(ttx pgx.Tx) error { return dropChangeLog(ctx, ttx, e.m) })
+		}},
 		{"seal", func() error { return sealSchema(ctx, tx, e.t) }},
 		{"commit", func() error { return tx.Commit(ctx) }},
 	} {
@@ -62,6 +75,11 @@ func (mv *Mover) freezeAndSwitch(ctx context.Context, e *moveEnv) error {
 		return fmt.Errorf("freeze: %w", err)
 	}
 	err = phase("flip", func() error { return mv.flipPlacement(ctx, e, frozen) })
+	recorded := map[string]time.Duration{"verify baseline": baselineTook}
+	for name, d := range phases {
+		recorded["freeze."+name] = d
+	}
+	mv.recordPhases(ctx, e.m, recorded)
 	e.opts.Log.InfoContext(ctx, "move freeze", "move", e.m.ID, "tenant", e.t.Slug, "total", time.Since(frozen), "phases", phases)
 	return err
 }
@@ -237,54 +255,6 @@ func storedColumns(ctx context.Context, q interface {
 		out[table] = append(out[table], expr)
 	}
 	return out, rows.Err()
-}
-
-// verify compares count and checksum of every table in source (inside the
-// freeze) and target, both sides concurrently.
-func (e *moveEnv) verify(ctx context.Context, tx pgx.Tx, target *pgx.Conn) error {
-	type sum struct {
-		n int64
-		h string
-	}
-	cols, err := storedColumns(ctx, tx, e.t.Schema)
-	if err != nil {
-		return err
-	}
-	src, tgt := make([]sum, len(e.tables)), make([]sum, len(e.tables))
-	var tgtErr error
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		tgtErr = pgx.BeginFunc(ctx, target, func(ttx pgx.Tx) error {
-			if _, err := ttx.Exec(ctx, `SET LOCAL TimeZone = 'UTC'`); err != nil {
-				return err
-			}
-			for i, tb := range e.tables {
-				if err := ttx.QueryRow(ctx, checksumSQL(e.qualified(tb), cols[tb])).Scan(&tgt[i].n, &tgt[i].h); err != nil {
-					return fmt.Errorf("checksum target %s: %w", tb, err)
-				}
-			}
-			return nil
-		})
-	})
-	var srcErr error
-	if _, srcErr = tx.Exec(ctx, `SET LOCAL TimeZone = 'UTC'`); srcErr == nil {
-		for i, tb := range e.tables {
-			if srcErr = tx.QueryRow(ctx, checksumSQL(e.qualified(tb), cols[tb])).Scan(&src[i].n, &src[i].h); srcErr != nil {
-				srcErr = fmt.Errorf("checksum source %s: %w", tb, srcErr)
-				break
-			}
-		}
-	}
-	wg.Wait()
-	if err := errors.Join(srcErr, tgtErr); err != nil {
-		return err
-	}
-	for i, tb := range e.tables {
-		if src[i] != tgt[i] {
-			return fmt.Errorf("verify %s: source has %d rows (%s), target %d (%s)", tb, src[i].n, src[i].h, tgt[i].n, tgt[i].h)
-		}
-	}
-	return nil
 }
 
 // advanceSequences sets the target's identity sequences past the copied rows
