@@ -70,7 +70,9 @@ func (mv *Mover) startReplication(ctx context.Context, e *moveEnv) error {
 		return fmt.Errorf("find publication: %w", err)
 	}
 	if !exists {
-		if _, err := e.src.Exec(ctx, `CREATE PUBLICATION `+name+` FOR TABLES IN SCHEMA `+schema); err != nil {
+		// A list of tables rather than FOR TABLES IN SCHEMA, which on
+		// PostgreSQL 15 needs a superuser: the tables' owner may publish them.
+		if _, err := e.src.Exec(ctx, `CREATE PUBLICATION `+name+` FOR TABLE `+e.tableList()+`, `+schema+`.`+markerTable); err != nil {
 			return fmt.Errorf("create publication: %w", err)
 		}
 	}

@@ -41,7 +41,9 @@ type tableSum struct {
 	h big.Int
 }
 
-func (s tableSum) String() string { return strconv.FormatInt(s.n, 10) + " rows, hash sum " + s.h.String() }
+func (s tableSum) String() string {
+	return strconv.FormatInt(s.n, 10) + " rows, hash sum " + s.h.String()
+}
 
 // baseline is one side's checksums at its marker snapshot.
 type baseline struct {
