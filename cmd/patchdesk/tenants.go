@@ -449,7 +449,7 @@ func listMoves(ctx context.Context, reg *tenancy.Registry, f tenantFlags) error 
 // formatPhases lists step timings in the order of a move, then the parts
 // of the freeze.
 func formatPhases(phases map[string]int64) string {
-	order := []string{"prepare target", "start replication", "initial copy", "verify baseline", "switch",
+	order := []string{"prepare target", "start replication", "initial copy", "change log pause", "verify baseline", "switch",
 		"freeze.lock", "freeze.outbox", "freeze.catch-up", "freeze.verify", "freeze.sequences", "freeze.drop target log",
 		"freeze.seal", "freeze.commit", "freeze.flip", "clean up"}
 	var out []string

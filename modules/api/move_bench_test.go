@@ -67,7 +67,7 @@ func BenchmarkMoveFreeze(b *testing.B) {
 		time.Sleep(200 * time.Millisecond)
 		var freezes []int
 		var took []time.Duration
-		var baselines []int64
+		var baselines, pauses []int64
 		for _, db := range []string{"dedicated-heavy", "main"} {
 			start := time.Now()
 			m, err := move.New(s.Reg).Start(ctx, "heavy", db, move.Options{})
@@ -78,6 +78,7 @@ func BenchmarkMoveFreeze(b *testing.B) {
 			b.Logf("move to %s: %s in all, write freeze %d ms; phases (ms) %v", db, time.Since(start).Round(time.Millisecond), *m.FreezeMS, m.Phases)
 			freezes = append(freezes, *m.FreezeMS)
 			baselines = append(baselines, m.Phases["verify baseline"])
+			pauses = append(pauses, m.Phases["change log pause"])
 		}
 		time.Sleep(200 * time.Millisecond)
 		close(stop)
@@ -90,6 +91,7 @@ func BenchmarkMoveFreeze(b *testing.B) {
 		b.ReportMetric(took[0].Seconds(), "move-out-s")
 		b.ReportMetric(took[1].Seconds(), "move-back-s")
 		b.ReportMetric(float64(baselines[0]+baselines[1]), "verify-before-freeze-ms")
+		b.ReportMetric(float64(max(pauses[0], pauses[1])), "change-log-pause-ms")
 		b.ReportMetric(float64(w.maxGap.Milliseconds()), "max-write-gap-ms")
 		b.ReportMetric(float64(len(w.numbers)), "writes")
 	}

@@ -75,7 +75,7 @@ func (mv *Mover) freezeAndSwitch(ctx context.Context, e *moveEnv) error {
 		return fmt.Errorf("freeze: %w", err)
 	}
 	err = phase("flip", func() error { return mv.flipPlacement(ctx, e, frozen) })
-	recorded := map[string]time.Duration{"verify baseline": baselineTook}
+	recorded := map[string]time.Duration{"verify baseline": baselineTook, "change log pause": e.changeLogPause}
 	for name, d := range phases {
 		recorded["freeze."+name] = d
 	}

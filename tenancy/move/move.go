@@ -166,6 +166,9 @@ type moveEnv struct {
 	release  func() // ends the leases on src and tgt
 	// freezeKey is the tenant's freeze lock (tenancy.Operator.FreezeKey).
 	freezeKey [2]int32
+	// changeLogPause is how long writes waited while the source's change
+	// log was installed (verify.go).
+	changeLogPause time.Duration
 }
 
 // Resume continues a move from its recorded state to the end.

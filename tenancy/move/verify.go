@@ -118,7 +118,7 @@ func (mv *Mover) installChangeLog(ctx context.Context, e *moveEnv, pool *pgxpool
 	// the attempt is retried a few times.
 	for attempt := 0; ; attempt++ {
 		err = func() error {
-			tx, _, err := e.freeze(ctx, conn.Conn())
+			tx, frozen, err := e.freeze(ctx, conn.Conn())
 			if err != nil {
 				return err
 			}
@@ -129,6 +129,7 @@ func (mv *Mover) installChangeLog(ctx context.Context, e *moveEnv, pool *pgxpool
 			if err := tx.Commit(ctx); err != nil {
 				return fmt.Errorf("install change log: %w", err)
 			}
+			e.changeLogPause = time.Since(frozen)
 			return nil
 		}()
 		var pgErr *pgconn.PgError
