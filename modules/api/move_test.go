@@ -194,7 +194,13 @@ func crashAtEachStep(t *testing.T, s *apitest.Server, dedicated string) {
 	}
 	to := map[bool]string{true: dedicated, false: "main"}
 	out := true
-	for i, step := range []string{move.Created, move.TargetReady, move.Replicating, move.Synced, move.Switched} {
+	// Besides before each step, crashes inside the switch step: with the
+	// change logs and baselines in place, and inside the freeze.
+	for i, step := range []string{move.Created, move.TargetReady, move.Replicating, move.Synced, move.FaultBaselined, move.FaultFrozen, move.Switched} {
+		state := step
+		if step == move.FaultBaselined || step == move.FaultFrozen {
+			state = move.Synced
+		}
 		for _, resume := range []bool{true, false} {
 			write()
 			crash := func(at string) error {
@@ -204,7 +210,7 @@ func crashAtEachStep(t *testing.T, s *apitest.Server, dedicated string) {
 				return nil
 			}
 			m, err := move.New(s.Reg).Start(ctx, "crashy", to[out], move.Options{Fault: crash})
-			if err == nil || m == nil || m.State != step {
+			if err == nil || m == nil || m.State != state {
 				t.Fatalf("step %d (%s): want a failure there, got %v in %+v", i, step, err, m)
 			}
 			write() // the tenant keeps serving while the move is stuck

@@ -30,6 +30,9 @@ func (mv *Mover) freezeAndSwitch(ctx context.Context, e *moveEnv) error {
 	if err != nil {
 		return fmt.Errorf("verify before the freeze: %w", err)
 	}
+	if err := e.fault(FaultBaselined); err != nil {
+		return err
+	}
 	e.progress(ctx, "freeze", nil)
 	// The freeze holds back every tenant transaction, which hold pooled
 	// connections while they wait: the mover must not need the pool itself.
@@ -58,6 +61,7 @@ func (mv *Mover) freezeAndSwitch(ctx context.Context, e *moveEnv) error {
 		{"catch-up", func() error { return e.awaitMarker(ctx, conns.marker, conns.target) }},
 		{"verify", func() error { return e.verifyChanges(ctx, base, tx, conns.target) }},
 		{"sequences", func() error { return e.advanceSequences(ctx, conns.target) }},
+		{"fault", func() error { return e.fault(FaultFrozen) }},
 		// The target serves the tenant from the flip on: its change log goes
 		// now, while nothing but this freeze touches its tables.
 		{"drop target log", func() error {
@@ -346,4 +350,12 @@ func (mv *Mover) flipPlacement(ctx context.Context, e *moveEnv, frozen time.Time
 		e.m.FreezeMS = &freeze
 		return mv.op.NotifyChangedTx(ctx, tx, e.t.Slug)
 	})
+}
+
+// fault runs the test hook at a point inside a step.
+func (e *moveEnv) fault(point string) error {
+	if e.opts.Fault == nil {
+		return nil
+	}
+	return e.opts.Fault(point)
 }

@@ -35,6 +35,12 @@ const (
 	Aborted     = "aborted"
 )
 
+// Fault points inside the switch step (Options.Fault).
+const (
+	FaultBaselined = "baselined" // change logs installed, baselines taken, before the freeze
+	FaultFrozen    = "frozen"    // inside the freeze, after verifying, before sealing
+)
+
 // markerTable is replicated with the tenant's tables during a move: a token
 // written to it once the freeze holds the tenant's locks proves, when it
 // shows up in the target, that every earlier commit has been applied there.
@@ -57,7 +63,9 @@ type Options struct {
 	SyncTimeout time.Duration
 	// CatchUpTimeout bounds the wait for the last changes while writes are frozen (default 5s).
 	CatchUpTimeout time.Duration
-	// Fault, for tests, runs before each step and may fail it, as a crash there would.
+	// Fault, for tests, runs before each step (named by the state it starts
+	// from) and at FaultBaselined and FaultFrozen, and may fail the move
+	// there, as a crash would.
 	Fault func(step string) error
 	// Progress, when set, is called as the move advances: at each phase,
 	// and about once a second during the initial copy.
