@@ -52,13 +52,14 @@ type baseline struct {
 }
 
 // installChangeLog creates a side's change log, its trigger functions and
-// the triggers on every tenant table, emptying an earlier attempt's log (what
-// it held is older than the baseline that follows, so it is not needed).
-// On the source, the triggers must be in place before any transaction the
-// baseline will not see writes, so they are created holding the tenant's
-// freeze lock: no tenant transaction is running then. On the target the
-// apply worker writes (session_replication_role = replica), so its triggers
-// fire always.
+// the triggers on every tenant table; an earlier attempt's are replaced, and
+// its log entries are pruned after the baseline (pruneChangeLog). On the
+// source, the triggers must be in place before any transaction the baseline
+// will not see writes, so they are created holding the tenant's freeze lock:
+// no tenant transaction is running then. On the target the apply worker
+// writes (session_replication_role = replica), so its triggers fire always;
+// it may be applying a transaction that holds one table and waits for
+// another this DDL holds, so a deadlock or lock timeout is retried.
 func (mv *Mover) installChangeLog(ctx context.Context, e *moveEnv, pool *pgxpool.Pool, source bool) error {
 	cols, err := storedColumns(ctx, pool, e.t.Schema)
 	if err != nil {
@@ -67,7 +68,6 @@ func (mv *Mover) installChangeLog(ctx context.Context, e *moveEnv, pool *pgxpool
 	log := pgx.Identifier{"infra", e.m.changeLog()}.Sanitize()
 	stmts := []string{
 		`CREATE UNLOGGED TABLE IF NOT EXISTS ` + log + ` (tbl text NOT NULL, xid xid8 NOT NULL, n int NOT NULL, h numeric NOT NULL)`,
-		`TRUNCATE ` + log,
 	}
 	for i, tb := range e.tables {
 		fn := pgx.Identifier{"infra", e.m.changeLog() + "_" + strconv.Itoa(i)}.Sanitize()
@@ -97,43 +97,46 @@ func (mv *Mover) installChangeLog(ctx context.Context, e *moveEnv, pool *pgxpool
 			stmts = append(stmts, `ALTER TABLE `+e.qualified(tb)+` ENABLE ALWAYS TRIGGER `+e.m.name())
 		}
 	}
-	run := func(tx pgx.Tx) error {
-		for _, s := range stmts {
-			if _, err := tx.Exec(ctx, s); err != nil {
-				return fmt.Errorf("install change log: %w", err)
-			}
-		}
-		return nil
-	}
-	if !source {
-		return pgx.BeginFunc(ctx, pool, run)
-	}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("install change log: %w", err)
 	}
 	defer conn.Release()
-	// Another session's lock on a table (an export, a migration) makes the
-	// DDL give up after the freeze's lock_timeout rather than hold writes:
-	// the attempt is retried a few times.
+	begin := func() (pgx.Tx, time.Time, error) {
+		if source {
+			return e.freeze(ctx, conn.Conn())
+		}
+		tx, err := conn.Begin(ctx)
+		if err == nil {
+			_, err = tx.Exec(ctx, `SET LOCAL lock_timeout = '2s'`)
+		}
+		return tx, time.Now(), err
+	}
 	for attempt := 0; ; attempt++ {
 		err = func() error {
-			tx, frozen, err := e.freeze(ctx, conn.Conn())
+			tx, frozen, err := begin()
 			if err != nil {
 				return err
 			}
 			defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-			if err := run(tx); err != nil {
-				return err
+			for _, s := range stmts {
+				if _, err := tx.Exec(ctx, s); err != nil {
+					return fmt.Errorf("install change log: %w", err)
+				}
 			}
 			if err := tx.Commit(ctx); err != nil {
 				return fmt.Errorf("install change log: %w", err)
 			}
-			e.changeLogPause = time.Since(frozen)
+			if source {
+				e.changeLogPause = time.Since(frozen)
+			}
 			return nil
 		}()
+		// Another session's lock on a table (an export, a migration, the
+		// apply worker) makes the DDL give up rather than hold writes up:
+		// the attempt is retried a few times.
 		var pgErr *pgconn.PgError
-		if err == nil || attempt == 4 || !errors.As(err, &pgErr) || pgErr.Code != "55P03" {
+		if err == nil || attempt == 4 || !errors.As(err, &pgErr) || (pgErr.Code != "55P03" && pgErr.Code != "40P01") {
 			return err
 		}
 		select {
@@ -142,6 +145,17 @@ func (mv *Mover) installChangeLog(ctx context.Context, e *moveEnv, pool *pgxpool
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// pruneChangeLog deletes the log entries a side's baseline already
+// counts (those of transactions its snapshot sees, an earlier attempt's
+// included), so that the freeze reads only the entries after it.
+func pruneChangeLog(ctx context.Context, pool *pgxpool.Pool, m *Move, b *baseline) error {
+	if _, err := pool.Exec(ctx, `DELETE FROM `+pgx.Identifier{"infra", m.changeLog()}.Sanitize()+
+		` WHERE pg_visible_in_snapshot(xid, $1::pg_snapshot)`, b.snapshot); err != nil {
+		return fmt.Errorf("prune change log: %w", err)
+	}
+	return nil
 }
 
 // dropChangeLog removes a move's triggers, functions and log from a
@@ -273,6 +287,12 @@ func (mv *Mover) prepareVerify(ctx context.Context, e *moveEnv) (*baselines, err
 	}
 	if tgtErr != nil {
 		return nil, fmt.Errorf("target baseline: %w", tgtErr)
+	}
+	if err := pruneChangeLog(ctx, e.src, e.m, b.src); err != nil {
+		return nil, err
+	}
+	if err := pruneChangeLog(ctx, e.tgt, e.m, b.tgt); err != nil {
+		return nil, err
 	}
 	var rows int64
 	for _, s := range b.src.sums {
