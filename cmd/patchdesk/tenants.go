@@ -434,7 +434,7 @@ func listMoves(ctx context.Context, reg *tenancy.Registry, f tenantFlags) error 
 		}
 		took := m.UpdatedAt.Sub(m.CreatedAt).Round(time.Second).String()
 		if m.State != move.Done && m.State != move.Aborted {
-			took += " so far"
+			took = time.Since(m.CreatedAt).Round(time.Second).String() + " so far"
 		}
 		errText := ""
 		if m.Error != nil {
