@@ -262,28 +262,19 @@ func storedColumns(ctx context.Context, q interface {
 }
 
 // advanceSequences sets the target's identity sequences past the copied rows
-// (logical replication copies rows, not sequences).
+// (logical replication copies rows, not sequences), in one round trip; the
+// identity columns are primary keys, so max() reads an index edge.
 func (e *moveEnv) advanceSequences(ctx context.Context, target *pgx.Conn) error {
-	rows, err := target.Query(ctx, `SELECT c.relname, a.attname FROM pg_attribute a
-		JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND a.attidentity <> '' AND NOT a.attisdropped`, e.t.Schema)
+	_, err := target.Exec(ctx, `DO $s$ DECLARE c record; BEGIN
+		FOR c IN SELECT format('%I.%I', n.nspname, cl.relname) AS tbl, a.attname AS col FROM pg_attribute a
+			JOIN pg_class cl ON cl.oid = a.attrelid JOIN pg_namespace n ON n.oid = cl.relnamespace
+			WHERE n.nspname = `+quoteLiteral(e.t.Schema)+` AND a.attidentity <> '' AND NOT a.attisdropped LOOP
+			EXECUTE format('SELECT setval(pg_get_serial_sequence(%L, %L), coalesce(max(%I), 0) + 1, false) FROM %s',
+				c.tbl, c.col, c.col, c.tbl);
+		END LOOP;
+	END $s$`)
 	if err != nil {
-		return fmt.Errorf("list identity columns: %w", err)
-	}
-	type col struct{ table, column string }
-	cols, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (col, error) {
-		var c col
-		return c, r.Scan(&c.table, &c.column)
-	})
-	if err != nil {
-		return fmt.Errorf("list identity columns: %w", err)
-	}
-	for _, c := range cols {
-		table, column := e.qualified(c.table), pgx.Identifier{c.column}.Sanitize()
-		if _, err := target.Exec(ctx, `SELECT setval(pg_get_serial_sequence($1, $2), coalesce(max(`+column+`), 0) + 1, false) FROM `+table,
-			table, c.column); err != nil {
-			return fmt.Errorf("advance sequence of %s: %w", c.table, err)
-		}
+		return fmt.Errorf("advance identity sequences: %w", err)
 	}
 	return nil
 }
@@ -292,14 +283,11 @@ func (e *moveEnv) advanceSequences(ctx context.Context, target *pgx.Conn) error 
 // whatever still reaches this copy fails (and tenancy.Tx follows the move).
 func sealSchema(ctx context.Context, tx pgx.Tx, t *tenancy.Tenant) error {
 	schema, role := pgx.Identifier{t.Schema}.Sanitize(), pgx.Identifier{t.Role}.Sanitize()
-	for _, s := range []string{
-		`REVOKE ALL ON ALL TABLES IN SCHEMA ` + schema + ` FROM ` + role,
-		`REVOKE ALL ON ALL SEQUENCES IN SCHEMA ` + schema + ` FROM ` + role,
-		`REVOKE ALL ON SCHEMA ` + schema + ` FROM ` + role,
-	} {
-		if _, err := tx.Exec(ctx, s); err != nil {
-			return fmt.Errorf("seal source: %w", err)
-		}
+	// One round trip (a multi-statement simple query, in the transaction).
+	if _, err := tx.Exec(ctx, `REVOKE ALL ON ALL TABLES IN SCHEMA `+schema+` FROM `+role+`;
+		REVOKE ALL ON ALL SEQUENCES IN SCHEMA `+schema+` FROM `+role+`;
+		REVOKE ALL ON SCHEMA `+schema+` FROM `+role); err != nil {
+		return fmt.Errorf("seal source: %w", err)
 	}
 	return nil
 }
@@ -334,12 +322,9 @@ func unsealSchema(ctx context.Context, pool *pgxpool.Pool, t *tenancy.Tenant) er
 // freeze time in the same control transaction, and notifies every process.
 func (mv *Mover) flipPlacement(ctx context.Context, e *moveEnv, frozen time.Time) error {
 	return pgx.BeginFunc(ctx, mv.op.Control(), func(tx pgx.Tx) error {
-		var kind string
-		if err := tx.QueryRow(ctx, `SELECT kind FROM control.databases WHERE id = $1`, e.m.To).Scan(&kind); err != nil {
-			return fmt.Errorf("target database: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE control.tenants SET database_id = $2, tier = $3, updated_at = now() WHERE id = $1`,
-			e.t.ID, e.m.To, kind); err != nil {
+		// The tier is the target's kind (a NOT NULL violation if it vanished).
+		if _, err := tx.Exec(ctx, `UPDATE control.tenants SET database_id = $2, updated_at = now(),
+			tier = (SELECT kind FROM control.databases WHERE id = $2) WHERE id = $1`, e.t.ID, e.m.To); err != nil {
 			return fmt.Errorf("flip placement: %w", err)
 		}
 		freeze := int(time.Since(frozen).Milliseconds())

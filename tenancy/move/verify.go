@@ -163,21 +163,15 @@ func pruneChangeLog(ctx context.Context, pool *pgxpool.Pool, m *Move, b *baselin
 // its table exclusively, so on a side that serves the tenant tx must hold
 // the tenant's freeze lock (see dropSourceChangeLog).
 func dropChangeLog(ctx context.Context, tx pgx.Tx, m *Move) error {
-	rows, err := tx.Query(ctx, `SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-		WHERE n.nspname = 'infra' AND p.proname LIKE $1`, m.changeLog()+`\_%`)
+	// One round trip: inside the freeze each one counts.
+	_, err := tx.Exec(ctx, `DO $d$ DECLARE f regprocedure; BEGIN
+		FOR f IN SELECT p.oid FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+			WHERE n.nspname = 'infra' AND p.proname LIKE `+quoteLiteral(m.changeLog()+`\_%`)+` LOOP
+			EXECUTE 'DROP FUNCTION ' || f::text || ' CASCADE'; -- the triggers go with their functions
+		END LOOP;
+		DROP TABLE IF EXISTS `+pgx.Identifier{"infra", m.changeLog()}.Sanitize()+`;
+	END $d$`)
 	if err != nil {
-		return fmt.Errorf("drop change log: %w", err)
-	}
-	fns, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return fmt.Errorf("drop change log: %w", err)
-	}
-	for _, fn := range fns { // CASCADE: the triggers go with their functions
-		if _, err := tx.Exec(ctx, `DROP FUNCTION IF EXISTS `+fn+` CASCADE`); err != nil {
-			return fmt.Errorf("drop change log: %w", err)
-		}
-	}
-	if _, err := tx.Exec(ctx, `DROP TABLE IF EXISTS `+pgx.Identifier{"infra", m.changeLog()}.Sanitize()); err != nil {
 		return fmt.Errorf("drop change log: %w", err)
 	}
 	return nil
