@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"sync"
@@ -58,6 +59,7 @@ func BenchmarkMoveFreeze(b *testing.B) {
 		}
 	}
 	b.Logf("seeded %d tickets and %d events in %s", tickets, 5*tickets, time.Since(seed).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "BenchmarkMoveFreeze: seeded %d tickets and %d events in %s\n", tickets, 5*tickets, time.Since(seed).Round(time.Millisecond))
 
 	for b.Loop() {
 		stop := make(chan struct{})
@@ -77,6 +79,12 @@ func BenchmarkMoveFreeze(b *testing.B) {
 			took = append(took, time.Since(start))
 			b.Logf("move to %s: %s in all, write freeze %d ms; phases (ms) %v", db, time.Since(start).Round(time.Millisecond), *m.FreezeMS, m.Phases)
 			freezes = append(freezes, *m.FreezeMS)
+			w.mu.Lock()
+			gap, writes := w.maxGap, len(w.numbers)
+			w.mu.Unlock()
+			// Also at once on stderr: a long run's figures survive its interruption.
+			fmt.Fprintf(os.Stderr, "BenchmarkMoveFreeze: move to %s: %s in all, freeze %d ms, longest write gap so far %s, %d writes, phases (ms) %v\n",
+				db, time.Since(start).Round(time.Millisecond), *m.FreezeMS, gap, writes, m.Phases)
 			baselines = append(baselines, m.Phases["verify baseline"])
 			pauses = append(pauses, m.Phases["change log pause"])
 		}
