@@ -14,10 +14,13 @@ import (
 	"github.com/patchdesk/patchdesk/tenancy"
 )
 
-// freezeAndSwitch is the only moment requests wait. Holding the tenant's
-// freeze lock (no tenant transaction runs; new ones queue), it hands the
-// tenant's unpublished outbox rows to the target, waits for the last changes
-// to replicate, verifies every table, advances sequences, seals the source
+// freezeAndSwitch first verifies the copy up to a marker while the tenant
+// keeps writing (verify.go; the change log's install pauses writes for
+// milliseconds), then freezes: the only moment requests wait. Holding the
+// tenant's freeze lock (no tenant transaction runs; new ones queue), it hands
+// the tenant's unpublished outbox rows to the target, waits for the last
+// changes to replicate, verifies every table from its baseline and the
+// changes since (never reading the tables), advances sequences, seals the source
 // (its tenant role loses all rights, so queued transactions fail there and
 // tenancy.Tx retries them on the new placement), then flips the placement
 // and tells every process.
