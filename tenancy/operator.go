@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -74,3 +75,13 @@ func (o Operator) BuildSchema(ctx context.Context, pool *pgxpool.Pool, t *Tenant
 // every scoped transaction holds it shared; a tier move takes it exclusively
 // to hold writes for its switch.
 func (o Operator) FreezeKey(t *Tenant) (int32, int32) { return freezeKey(t) }
+
+// ResolveURL turns a database URL as an operator gives it (a URL, or
+// env:VAR) into a DSN, without registering anything: a dry run of a move
+// to a database not yet registered connects with it.
+func (o Operator) ResolveURL(url string) (string, error) {
+	if strings.HasPrefix(url, "env:") {
+		return o.r.secrets.resolveDSN(url)
+	}
+	return url, nil
+}

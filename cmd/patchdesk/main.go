@@ -18,8 +18,9 @@ commands:
   worker     run the relay, consumers and delivery jobs without the public API
   kafka      run the embedded Kafka-protocol broker on its own
   migrate    bring the control schema and every tenant schema up to date
-  tenants    list | create | move (--resume ID | --abort ID) | suspend | resume |
-             export | import | delete | gc   ("patchdesk tenants" alone shows their flags)
+  tenants    list | create | move (--dry-run | --resume ID | --abort ID) | moves |
+             suspend | resume | export | import | delete | gc
+             ("patchdesk tenants" alone shows their flags)
   search     reindex SLUG: rebuild a tenant's search index from its tickets
   reports    rebuild SLUG: rebuild a tenant's report aggregates from its timeline
   bench      drive the HTTP API with concurrent clients and report latency

@@ -4,12 +4,16 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -24,9 +28,10 @@ import (
 
 const tenantsUsage = `usage: patchdesk tenants list [--json]
        patchdesk tenants create SLUG --owner-email EMAIL --owner-password PASSWORD [--name NAME] [--database-url URL|env:VAR]
-       patchdesk tenants move SLUG --to-database-url URL|env:VAR [--retain 24h]
-       patchdesk tenants move SLUG --to shared [--retain 24h]
+       patchdesk tenants move SLUG --to-database-url URL|env:VAR [--retain 24h] [--dry-run]
+       patchdesk tenants move SLUG --to shared [--retain 24h] [--dry-run]
        patchdesk tenants move --resume ID | --abort ID
+       patchdesk tenants moves [--json] [--limit 50]   (moves in progress and past, with phase timings)
        patchdesk tenants suspend|resume SLUG
        patchdesk tenants export SLUG --out FILE
        patchdesk tenants import FILE --slug SLUG [--name NAME]
@@ -44,6 +49,8 @@ type tenantFlags struct {
 	databaseURL, toDatabaseURL, to string
 	resume, abort                  int64
 	retain                         time.Duration
+	dryRun                         bool
+	limit                          int
 	out, slug, confirm             string
 	// mailDir is notify's mail spool, emptied of a deleted tenant's mail.
 	mailDir string
@@ -64,7 +71,7 @@ func tenants(ctx context.Context, args []string) error {
 	} else {
 		c = bindConfig(fs)
 	}
-	fs.BoolVar(&f.asJSON, "json", false, "JSON output (list)")
+	fs.BoolVar(&f.asJSON, "json", false, "JSON output (list, moves, move --dry-run)")
 	fs.StringVar(&f.name, "name", "", "display name (create, import)")
 	fs.StringVar(&f.ownerEmail, "owner-email", "", "first owner's email (create)")
 	fs.StringVar(&f.ownerPass, "owner-password", "", "first owner's password (create)")
@@ -73,6 +80,8 @@ func tenants(ctx context.Context, args []string) error {
 	fs.Int64Var(&f.resume, "resume", 0, "resume move ID")
 	fs.Int64Var(&f.abort, "abort", 0, "abort move ID")
 	fs.DurationVar(&f.retain, "retain", 24*time.Hour, "keep the retired copy this long (move)")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "report what the move would do and whether it can, changing nothing (move)")
+	fs.IntVar(&f.limit, "limit", 50, "how many moves to list, newest first (moves)")
 	fs.StringVar(&f.out, "out", "", "archive file (export)")
 	fs.StringVar(&f.slug, "slug", "", "slug of the imported tenant (import)")
 	fs.StringVar(&f.confirm, "confirm", "", "repeat the slug to confirm (delete)")
@@ -110,7 +119,12 @@ func runTenants(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, su
 		}
 		return createTenant(ctx, reg, log, arg, f)
 	case "move":
+		if f.dryRun {
+			return planMove(ctx, reg, arg, f)
+		}
 		return moveTenant(ctx, reg, log, arg, f)
+	case "moves":
+		return listMoves(ctx, reg, f)
 	case "suspend", "resume":
 		if err := need(); err != nil {
 			return err
@@ -239,7 +253,7 @@ func createTenant(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, 
 
 func moveTenant(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, slug string, f tenantFlags) error {
 	mv := move.New(reg)
-	opts := move.Options{Retain: f.retain, Log: log}
+	opts := move.Options{Retain: f.retain, Log: log, Progress: printProgress(os.Stderr)}
 	if f.retain <= 0 {
 		opts.Retain = time.Nanosecond // "0s": retire now (a zero Retain means the default)
 	}
@@ -320,4 +334,129 @@ func deleteTenant(ctx context.Context, reg *tenancy.Registry, slug, mailDir stri
 	}
 	fmt.Printf("deleted %s\n", slug)
 	return nil
+}
+
+// printProgress writes a move's progress as lines an operator can follow:
+// the phase, during the initial copy rows copied of the estimate and the
+// time left at this pace, and the replication lag.
+func printProgress(w io.Writer) func(move.Progress) {
+	return func(p move.Progress) {
+		line := fmt.Sprintf("move %d (%s): %s", p.Move, p.Slug, p.Phase)
+		if p.RowsTotal > 0 {
+			line += fmt.Sprintf(", %d of ~%d rows copied (%.0f%%)", p.RowsCopied, p.RowsTotal, 100*float64(p.RowsCopied)/float64(p.RowsTotal))
+		}
+		if p.ETA > 0 {
+			line += ", about " + p.ETA.String() + " left"
+		}
+		if p.LagBytes != nil {
+			line += ", lag " + humanBytes(p.LagBytes)
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+// planMove is `tenants move --dry-run`: the plan, and an error (a non-zero
+// exit) when a prerequisite fails.
+func planMove(ctx context.Context, reg *tenancy.Registry, slug string, f tenantFlags) error {
+	if slug == "" {
+		return fmt.Errorf("missing SLUG\n%s", tenantsUsage)
+	}
+	var target move.Target
+	switch {
+	case f.toDatabaseURL != "":
+		// A database this move would register is used when it already is.
+		target.URL = f.toDatabaseURL
+		ids, err := reg.Databases(ctx)
+		if err != nil {
+			return err
+		}
+		if slices.Contains(ids, "dedicated-"+slug) {
+			target = move.Target{DatabaseID: "dedicated-" + slug}
+		}
+	case f.to == tenancy.TierShared:
+		id, err := reg.SharedDatabase(ctx)
+		if err != nil {
+			return err
+		}
+		target.DatabaseID = id
+	default:
+		return fmt.Errorf("say where: --to-database-url URL or --to shared\n%s", tenantsUsage)
+	}
+	p, err := move.New(reg).DryRun(ctx, slug, target)
+	if err != nil {
+		return err
+	}
+	if f.asJSON {
+		if err := json.NewEncoder(os.Stdout).Encode(p); err != nil {
+			return err
+		}
+	} else {
+		fmt.Printf("dry run: move %s from %s to %s\n", p.Slug, p.From, p.To)
+		fmt.Printf("  %d tables, ~%d rows, %s; initial copy about %s (writes continue meanwhile)\n",
+			p.Tables, p.Rows, humanBytes(&p.Bytes), p.EstimatedCopy)
+		w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		for _, c := range p.Checks {
+			mark := "ok"
+			if !c.OK {
+				mark = "FAIL"
+			}
+			fmt.Fprintf(w, "  %s\t%s\t%s\n", mark, c.Name, c.Detail)
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	if !p.Ready() {
+		return errors.New("dry run: a prerequisite of the move does not hold")
+	}
+	if !f.asJSON {
+		fmt.Println("nothing was changed; run again without --dry-run to move")
+	}
+	return nil
+}
+
+// listMoves is `tenants moves`: in-progress and past moves, newest first,
+// with how long each step and the parts of the freeze took.
+func listMoves(ctx context.Context, reg *tenancy.Registry, f tenantFlags) error {
+	moves, err := move.New(reg).List(ctx, f.limit)
+	if err != nil {
+		return err
+	}
+	if f.asJSON {
+		return json.NewEncoder(os.Stdout).Encode(moves)
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tSLUG\tFROM\tTO\tSTATE\tSTARTED\tTOOK\tFREEZE\tPHASES\tERROR")
+	for _, m := range moves {
+		freeze := "-"
+		if m.FreezeMS != nil {
+			freeze = strconv.Itoa(*m.FreezeMS) + " ms"
+		}
+		took := m.UpdatedAt.Sub(m.CreatedAt).Round(time.Second).String()
+		if m.State != move.Done && m.State != move.Aborted {
+			took = time.Since(m.CreatedAt).Round(time.Second).String() + " so far"
+		}
+		errText := ""
+		if m.Error != nil {
+			errText = *m.Error
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Slug, m.From, m.To, m.State,
+			m.CreatedAt.UTC().Format("2006-01-02 15:04:05"), took, freeze, formatPhases(m.Phases), errText)
+	}
+	return w.Flush()
+}
+
+// formatPhases lists step timings in the order of a move, then the parts
+// of the freeze.
+func formatPhases(phases map[string]int64) string {
+	order := []string{"prepare target", "start replication", "initial copy", "change log pause", "verify baseline", "switch",
+		"freeze.lock", "freeze.outbox", "freeze.catch-up", "freeze.verify", "freeze.sequences", "freeze.drop target log",
+		"freeze.seal", "freeze.commit", "freeze.flip", "clean up"}
+	var out []string
+	for _, name := range order {
+		if ms, ok := phases[name]; ok {
+			out = append(out, fmt.Sprintf("%s %dms", name, ms))
+		}
+	}
+	return strings.Join(out, ", ")
 }

@@ -60,9 +60,17 @@ func (w *writer) run(t testing.TB, s *apitest.Server, slug, token string, stop <
 
 func TestMoveUnderLoad(t *testing.T) {
 	s := apitest.New(t, func(c *api.Config) { c.TokenPerMinute, c.TenantPerMinute = 1e6, 1e6 })
+	dedicatedDatabase(t, s, "dedicated-movable")
+	moveOutAndBack(t, s, "dedicated-movable")
+}
+
+// moveOutAndBack moves tenant "movable" to database target and back to
+// "main" while it and a bystander keep creating tickets, then checks that no
+// write failed, every acknowledged ticket is there once with gap-free
+// numbers, and both moves are audited.
+func moveOutAndBack(t *testing.T, s *apitest.Server, target string) {
 	owner := s.Signup(t, "movable")
 	other := s.Signup(t, "bystander")
-	dedicatedDatabase(t, s, "dedicated-movable")
 	ctx := context.Background()
 
 	stop := make(chan struct{})
@@ -72,12 +80,19 @@ func TestMoveUnderLoad(t *testing.T) {
 	wg.Go(func() { bystander.run(t, s, "bystander", other, stop) })
 	time.Sleep(300 * time.Millisecond)
 
-	m, err := move.New(s.Reg).Start(ctx, "movable", "dedicated-movable", move.Options{})
+	var progress []move.Progress
+	var progressMu sync.Mutex
+	m, err := move.New(s.Reg).Start(ctx, "movable", target, move.Options{Progress: func(p move.Progress) {
+		progressMu.Lock()
+		defer progressMu.Unlock()
+		progress = append(progress, p)
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkProgress(t, progress)
 	tn, _ := s.Reg.Lookup(ctx, "movable")
-	if m.State != move.Done || tn.Tier != tenancy.TierDedicated || tn.DatabaseID != "dedicated-movable" {
+	if m.State != move.Done || tn.Tier != tenancy.TierDedicated || tn.DatabaseID != target {
 		t.Fatalf("after moving out: move %+v, tenant %+v", m, tn)
 	}
 	t.Logf("shared → dedicated: freeze %d ms", *m.FreezeMS)
@@ -152,8 +167,14 @@ func TestMoveUnderLoad(t *testing.T) {
 // and served from exactly one place.
 func TestMoveCrashAtEachStep(t *testing.T) {
 	s := apitest.New(t, func(c *api.Config) { c.TokenPerMinute, c.TenantPerMinute = 1e6, 1e6 })
-	owner := s.Signup(t, "crashy")
 	dedicatedDatabase(t, s, "dedicated-crashy")
+	crashAtEachStep(t, s, "dedicated-crashy")
+}
+
+// crashAtEachStep moves tenant "crashy" between "main" and dedicated, failing
+// each step once and then resuming or aborting the move.
+func crashAtEachStep(t *testing.T, s *apitest.Server, dedicated string) {
+	owner := s.Signup(t, "crashy")
 	ctx := context.Background()
 	created := 0
 	write := func() {
@@ -171,9 +192,15 @@ func TestMoveCrashAtEachStep(t *testing.T) {
 		}
 		return len(r.Items())
 	}
-	to := map[bool]string{true: "dedicated-crashy", false: "main"}
+	to := map[bool]string{true: dedicated, false: "main"}
 	out := true
-	for i, step := range []string{move.Created, move.TargetReady, move.Replicating, move.Synced, move.Switched} {
+	// Besides before each step, crashes inside the switch step: with the
+	// change logs and baselines in place, and inside the freeze.
+	for i, step := range []string{move.Created, move.TargetReady, move.Replicating, move.Synced, move.FaultBaselined, move.FaultFrozen, move.Switched} {
+		state := step
+		if step == move.FaultBaselined || step == move.FaultFrozen {
+			state = move.Synced
+		}
 		for _, resume := range []bool{true, false} {
 			write()
 			crash := func(at string) error {
@@ -183,7 +210,7 @@ func TestMoveCrashAtEachStep(t *testing.T) {
 				return nil
 			}
 			m, err := move.New(s.Reg).Start(ctx, "crashy", to[out], move.Options{Fault: crash})
-			if err == nil || m == nil || m.State != step {
+			if err == nil || m == nil || m.State != state {
 				t.Fatalf("step %d (%s): want a failure there, got %v in %+v", i, step, err, m)
 			}
 			write() // the tenant keeps serving while the move is stuck
@@ -231,4 +258,32 @@ func TestMoveCrashAtEachStep(t *testing.T) {
 	if _, err := move.New(s.Reg).Resume(ctx, m.ID, move.Options{}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// checkProgress checks what a move reported to Options.Progress: every
+// phase in order, a row total during the initial copy, and the replication
+// lag once the slot exists.
+func checkProgress(t *testing.T, progress []move.Progress) {
+	t.Helper()
+	var phases []string
+	var rowsTotal int64
+	var lag bool
+	for _, p := range progress {
+		if len(phases) == 0 || phases[len(phases)-1] != p.Phase {
+			phases = append(phases, p.Phase)
+		}
+		rowsTotal = max(rowsTotal, p.RowsTotal)
+		lag = lag || p.LagBytes != nil
+	}
+	want := []string{"prepare target", "start replication", "initial copy", "switch", "verify baseline", "freeze", "clean up"}
+	var seen []string
+	for _, p := range phases {
+		if slices.Contains(want, p) {
+			seen = append(seen, p)
+		}
+	}
+	if !slices.Equal(seen, want) || !lag {
+		t.Fatalf("progress: phases %v (want %v), lag reported %t", phases, want, lag)
+	}
+	t.Logf("progress: %d reports, phases %v, largest row total %d", len(progress), phases, rowsTotal)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -15,14 +14,29 @@ import (
 	"github.com/patchdesk/patchdesk/tenancy"
 )
 
-// freezeAndSwitch is the only moment requests wait. Holding the tenant's
-// freeze lock (no tenant transaction runs; new ones queue), it hands the
-// tenant's unpublished outbox rows to the target, waits for the last changes
-// to replicate, verifies every table, advances sequences, seals the source
+// freezeAndSwitch first verifies the copy up to a marker while the tenant
+// keeps writing (verify.go; the change log's install pauses writes for
+// milliseconds), then freezes: the only moment requests wait. Holding the
+// tenant's freeze lock (no tenant transaction runs; new ones queue), it hands
+// the tenant's unpublished outbox rows to the target, waits for the last
+// changes to replicate, verifies every table from its baseline and the
+// changes since (never reading the tables), advances sequences, seals the source
 // (its tenant role loses all rights, so queued transactions fail there and
 // tenancy.Tx retries them on the new placement), then flips the placement
 // and tells every process.
 func (mv *Mover) freezeAndSwitch(ctx context.Context, e *moveEnv) error {
+	// Everything that reads whole tables happens here, before the freeze.
+	e.progress(ctx, "verify baseline", nil)
+	baselineStart := time.Now()
+	base, err := mv.prepareVerify(ctx, e)
+	baselineTook := time.Since(baselineStart)
+	if err != nil {
+		return fmt.Errorf("verify before the freeze: %w", err)
+	}
+	if err := e.fault(FaultBaselined); err != nil {
+		return err
+	}
+	e.progress(ctx, "freeze", nil)
 	// The freeze holds back every tenant transaction, which hold pooled
 	// connections while they wait: the mover must not need the pool itself.
 	conns, err := e.ownConns(ctx)
@@ -48,8 +62,14 @@ func (mv *Mover) freezeAndSwitch(ctx context.Context, e *moveEnv) error {
 	}{
 		{"outbox", func() error { return mv.handOverOutbox(ctx, e, tx, conns.target) }},
 		{"catch-up", func() error { return e.awaitMarker(ctx, conns.marker, conns.target) }},
-		{"verify", func() error { return e.verify(ctx, tx, conns.target) }},
+		{"verify", func() error { return e.verifyChanges(ctx, base, tx, conns.target) }},
 		{"sequences", func() error { return e.advanceSequences(ctx, conns.target) }},
+		{"fault", func() error { return e.fault(FaultFrozen) }},
+		// The target serves the tenant from the flip on: its change log goes
+		// now, while nothing but this freeze touches its tables.
+		{"drop target log", func() error {
+			return pgx.BeginFunc(ctx, conns.target, func(ttx pgx.Tx) error { return dropChangeLog(ctx, ttx, e.m) })
+		}},
 		{"seal", func() error { return sealSchema(ctx, tx, e.t) }},
 		{"commit", func() error { return tx.Commit(ctx) }},
 	} {
@@ -62,6 +82,11 @@ func (mv *Mover) freezeAndSwitch(ctx context.Context, e *moveEnv) error {
 		return fmt.Errorf("freeze: %w", err)
 	}
 	err = phase("flip", func() error { return mv.flipPlacement(ctx, e, frozen) })
+	recorded := map[string]time.Duration{"verify baseline": baselineTook, "change log pause": e.changeLogPause}
+	for name, d := range phases {
+		recorded["freeze."+name] = d
+	}
+	mv.recordPhases(ctx, e.m, recorded)
 	e.opts.Log.InfoContext(ctx, "move freeze", "move", e.m.ID, "tenant", e.t.Slug, "total", time.Since(frozen), "phases", phases)
 	return err
 }
@@ -239,77 +264,20 @@ func storedColumns(ctx context.Context, q interface {
 	return out, rows.Err()
 }
 
-// verify compares count and checksum of every table in source (inside the
-// freeze) and target, both sides concurrently.
-func (e *moveEnv) verify(ctx context.Context, tx pgx.Tx, target *pgx.Conn) error {
-	type sum struct {
-		n int64
-		h string
-	}
-	cols, err := storedColumns(ctx, tx, e.t.Schema)
-	if err != nil {
-		return err
-	}
-	src, tgt := make([]sum, len(e.tables)), make([]sum, len(e.tables))
-	var tgtErr error
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		tgtErr = pgx.BeginFunc(ctx, target, func(ttx pgx.Tx) error {
-			if _, err := ttx.Exec(ctx, `SET LOCAL TimeZone = 'UTC'`); err != nil {
-				return err
-			}
-			for i, tb := range e.tables {
-				if err := ttx.QueryRow(ctx, checksumSQL(e.qualified(tb), cols[tb])).Scan(&tgt[i].n, &tgt[i].h); err != nil {
-					return fmt.Errorf("checksum target %s: %w", tb, err)
-				}
-			}
-			return nil
-		})
-	})
-	var srcErr error
-	if _, srcErr = tx.Exec(ctx, `SET LOCAL TimeZone = 'UTC'`); srcErr == nil {
-		for i, tb := range e.tables {
-			if srcErr = tx.QueryRow(ctx, checksumSQL(e.qualified(tb), cols[tb])).Scan(&src[i].n, &src[i].h); srcErr != nil {
-				srcErr = fmt.Errorf("checksum source %s: %w", tb, srcErr)
-				break
-			}
-		}
-	}
-	wg.Wait()
-	if err := errors.Join(srcErr, tgtErr); err != nil {
-		return err
-	}
-	for i, tb := range e.tables {
-		if src[i] != tgt[i] {
-			return fmt.Errorf("verify %s: source has %d rows (%s), target %d (%s)", tb, src[i].n, src[i].h, tgt[i].n, tgt[i].h)
-		}
-	}
-	return nil
-}
-
 // advanceSequences sets the target's identity sequences past the copied rows
-// (logical replication copies rows, not sequences).
+// (logical replication copies rows, not sequences), in one round trip; the
+// identity columns are primary keys, so max() reads an index edge.
 func (e *moveEnv) advanceSequences(ctx context.Context, target *pgx.Conn) error {
-	rows, err := target.Query(ctx, `SELECT c.relname, a.attname FROM pg_attribute a
-		JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND a.attidentity <> '' AND NOT a.attisdropped`, e.t.Schema)
+	_, err := target.Exec(ctx, `DO $s$ DECLARE c record; BEGIN
+		FOR c IN SELECT format('%I.%I', n.nspname, cl.relname) AS tbl, a.attname AS col FROM pg_attribute a
+			JOIN pg_class cl ON cl.oid = a.attrelid JOIN pg_namespace n ON n.oid = cl.relnamespace
+			WHERE n.nspname = `+quoteLiteral(e.t.Schema)+` AND a.attidentity <> '' AND NOT a.attisdropped LOOP
+			EXECUTE format('SELECT setval(pg_get_serial_sequence(%L, %L), coalesce(max(%I), 0) + 1, false) FROM %s',
+				c.tbl, c.col, c.col, c.tbl);
+		END LOOP;
+	END $s$`)
 	if err != nil {
-		return fmt.Errorf("list identity columns: %w", err)
-	}
-	type col struct{ table, column string }
-	cols, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (col, error) {
-		var c col
-		return c, r.Scan(&c.table, &c.column)
-	})
-	if err != nil {
-		return fmt.Errorf("list identity columns: %w", err)
-	}
-	for _, c := range cols {
-		table, column := e.qualified(c.table), pgx.Identifier{c.column}.Sanitize()
-		if _, err := target.Exec(ctx, `SELECT setval(pg_get_serial_sequence($1, $2), coalesce(max(`+column+`), 0) + 1, false) FROM `+table,
-			table, c.column); err != nil {
-			return fmt.Errorf("advance sequence of %s: %w", c.table, err)
-		}
+		return fmt.Errorf("advance identity sequences: %w", err)
 	}
 	return nil
 }
@@ -318,14 +286,11 @@ func (e *moveEnv) advanceSequences(ctx context.Context, target *pgx.Conn) error 
 // whatever still reaches this copy fails (and tenancy.Tx follows the move).
 func sealSchema(ctx context.Context, tx pgx.Tx, t *tenancy.Tenant) error {
 	schema, role := pgx.Identifier{t.Schema}.Sanitize(), pgx.Identifier{t.Role}.Sanitize()
-	for _, s := range []string{
-		`REVOKE ALL ON ALL TABLES IN SCHEMA ` + schema + ` FROM ` + role,
-		`REVOKE ALL ON ALL SEQUENCES IN SCHEMA ` + schema + ` FROM ` + role,
-		`REVOKE ALL ON SCHEMA ` + schema + ` FROM ` + role,
-	} {
-		if _, err := tx.Exec(ctx, s); err != nil {
-			return fmt.Errorf("seal source: %w", err)
-		}
+	// One round trip (a multi-statement simple query, in the transaction).
+	if _, err := tx.Exec(ctx, `REVOKE ALL ON ALL TABLES IN SCHEMA `+schema+` FROM `+role+`;
+		REVOKE ALL ON ALL SEQUENCES IN SCHEMA `+schema+` FROM `+role+`;
+		REVOKE ALL ON SCHEMA `+schema+` FROM `+role); err != nil {
+		return fmt.Errorf("seal source: %w", err)
 	}
 	return nil
 }
@@ -360,12 +325,9 @@ func unsealSchema(ctx context.Context, pool *pgxpool.Pool, t *tenancy.Tenant) er
 // freeze time in the same control transaction, and notifies every process.
 func (mv *Mover) flipPlacement(ctx context.Context, e *moveEnv, frozen time.Time) error {
 	return pgx.BeginFunc(ctx, mv.op.Control(), func(tx pgx.Tx) error {
-		var kind string
-		if err := tx.QueryRow(ctx, `SELECT kind FROM control.databases WHERE id = $1`, e.m.To).Scan(&kind); err != nil {
-			return fmt.Errorf("target database: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE control.tenants SET database_id = $2, tier = $3, updated_at = now() WHERE id = $1`,
-			e.t.ID, e.m.To, kind); err != nil {
+		// The tier is the target's kind (a NOT NULL violation if it vanished).
+		if _, err := tx.Exec(ctx, `UPDATE control.tenants SET database_id = $2, updated_at = now(),
+			tier = (SELECT kind FROM control.databases WHERE id = $2) WHERE id = $1`, e.t.ID, e.m.To); err != nil {
 			return fmt.Errorf("flip placement: %w", err)
 		}
 		freeze := int(time.Since(frozen).Milliseconds())
@@ -376,4 +338,12 @@ func (mv *Mover) flipPlacement(ctx context.Context, e *moveEnv, frozen time.Time
 		e.m.FreezeMS = &freeze
 		return mv.op.NotifyChangedTx(ctx, tx, e.t.Slug)
 	})
+}
+
+// fault runs the test hook at a point inside a step.
+func (e *moveEnv) fault(point string) error {
+	if e.opts.Fault == nil {
+		return nil
+	}
+	return e.opts.Fault(point)
 }

@@ -35,6 +35,12 @@ const (
 	Aborted     = "aborted"
 )
 
+// Fault points inside the switch step (Options.Fault).
+const (
+	FaultBaselined = "baselined" // change logs installed, baselines taken, before the freeze
+	FaultFrozen    = "frozen"    // inside the freeze, after verifying, before sealing
+)
+
 // markerTable is replicated with the tenant's tables during a move: a token
 // written to it once the freeze holds the tenant's locks proves, when it
 // shows up in the target, that every earlier commit has been applied there.
@@ -57,9 +63,14 @@ type Options struct {
 	SyncTimeout time.Duration
 	// CatchUpTimeout bounds the wait for the last changes while writes are frozen (default 5s).
 	CatchUpTimeout time.Duration
-	// Fault, for tests, runs before each step and may fail it, as a crash there would.
+	// Fault, for tests, runs before each step (named by the state it starts
+	// from) and at FaultBaselined and FaultFrozen, and may fail the move
+	// there, as a crash would.
 	Fault func(step string) error
-	Log   *slog.Logger
+	// Progress, when set, is called as the move advances: at each phase,
+	// and about once a second during the initial copy.
+	Progress func(Progress)
+	Log      *slog.Logger
 }
 
 func (o *Options) defaults() {
@@ -81,6 +92,11 @@ type Move struct {
 	State    string    `json:"state"`
 	FreezeMS *int      `json:"freeze_ms"`
 	Error    *string   `json:"error"`
+	// Phases is how long each step took, and the parts of the freeze
+	// ("freeze.verify", ...), in milliseconds.
+	Phases    map[string]int64 `json:"phases_ms"`
+	CreatedAt time.Time        `json:"created_at"`
+	UpdatedAt time.Time        `json:"updated_at"`
 }
 
 // name is the move's publication, slot and subscription name: slots and
@@ -120,17 +136,15 @@ func (mv *Mover) Start(ctx context.Context, slug, toDatabaseID string, opts Opti
 
 // Load reads a move.
 func (mv *Mover) Load(ctx context.Context, id int64) (*Move, error) {
-	var m Move
-	err := mv.op.Control().QueryRow(ctx, `SELECT m.id, m.tenant_id, t.slug, m.from_database, m.to_database, m.state, m.freeze_ms, m.error
-		FROM control.tenant_moves m JOIN control.tenants t ON t.id = m.tenant_id WHERE m.id = $1`, id).
-		Scan(&m.ID, &m.TenantID, &m.Slug, &m.From, &m.To, &m.State, &m.FreezeMS, &m.Error)
+	m, err := scanMove(mv.op.Control().QueryRow(ctx, `SELECT `+moveColumns+`
+		FROM control.tenant_moves m JOIN control.tenants t ON t.id = m.tenant_id WHERE m.id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("move %d not found", id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load move %d: %w", id, err)
 	}
-	return &m, nil
+	return m, nil
 }
 
 func (mv *Mover) setMoveState(ctx context.Context, m *Move, state string) error {
@@ -160,6 +174,9 @@ type moveEnv struct {
 	release  func() // ends the leases on src and tgt
 	// freezeKey is the tenant's freeze lock (tenancy.Operator.FreezeKey).
 	freezeKey [2]int32
+	// changeLogPause is how long writes waited while the source's change
+	// log was installed (verify.go).
+	changeLogPause time.Duration
 }
 
 // Resume continues a move from its recorded state to the end.
@@ -220,8 +237,10 @@ func (mv *Mover) runStep(ctx context.Context, env *moveEnv, name, state string, 
 			return err
 		}
 	}
+	env.progress(ctx, name, nil)
 	start := time.Now()
 	err := run(ctx, env)
+	mv.recordPhases(ctx, env.m, map[string]time.Duration{name: time.Since(start)})
 	env.opts.Log.InfoContext(ctx, "move step", "move", env.m.ID, "tenant", env.m.Slug, "step", name, "took", time.Since(start), "err", err)
 	return err
 }
@@ -295,6 +314,12 @@ func (mv *Mover) Abort(ctx context.Context, id int64) (*Move, error) {
 		return m, err
 	}
 	if err := dropPublication(ctx, e.src, m.name()); err != nil {
+		return m, err
+	}
+	if err := pgx.BeginFunc(ctx, e.tgt, func(tx pgx.Tx) error { return dropChangeLog(ctx, tx, m) }); err != nil {
+		return m, err
+	}
+	if err := e.dropSourceChangeLog(ctx); err != nil {
 		return m, err
 	}
 	if _, err := e.tgt.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{e.t.Schema}.Sanitize()+` CASCADE`); err != nil {

@@ -22,6 +22,9 @@ func (mv *Mover) prepareTarget(ctx context.Context, e *moveEnv) error {
 	if err := dropSubscription(ctx, e.tgt, e.src, e.m.name()); err != nil {
 		return err
 	}
+	if err := pgx.BeginFunc(ctx, e.tgt, func(tx pgx.Tx) error { return dropChangeLog(ctx, tx, e.m) }); err != nil {
+		return err
+	}
 	if _, err := e.tgt.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{e.t.Schema}.Sanitize()+` CASCADE`); err != nil {
 		return fmt.Errorf("clear target schema: %w", err)
 	}
@@ -67,7 +70,9 @@ func (mv *Mover) startReplication(ctx context.Context, e *moveEnv) error {
 		return fmt.Errorf("find publication: %w", err)
 	}
 	if !exists {
-		if _, err := e.src.Exec(ctx, `CREATE PUBLICATION `+name+` FOR TABLES IN SCHEMA `+schema); err != nil {
+		// A list of tables rather than FOR TABLES IN SCHEMA, which on
+		// PostgreSQL 15 needs a superuser: the tables' owner may publish them.
+		if _, err := e.src.Exec(ctx, `CREATE PUBLICATION `+name+` FOR TABLE `+e.tableList()+`, `+schema+`.`+markerTable); err != nil {
 			return fmt.Errorf("create publication: %w", err)
 		}
 	}
@@ -168,8 +173,18 @@ func quoteLiteral(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''
 
 // waitSynced waits until the initial copy of every table has finished.
 func (mv *Mover) waitSynced(ctx context.Context, e *moveEnv) error {
-	deadline := time.Now().Add(e.opts.SyncTimeout)
+	start := time.Now()
+	deadline := start.Add(e.opts.SyncTimeout)
+	var reported time.Time
 	for {
+		if e.opts.Progress != nil && time.Since(reported) >= time.Second {
+			reported = time.Now()
+			if p, err := e.readCopyProgress(ctx, start); err == nil {
+				e.progress(ctx, "initial copy", p)
+			} else {
+				e.opts.Log.WarnContext(ctx, "move progress", "move", e.m.ID, "err", err)
+			}
+		}
 		var pending, total int
 		err := e.tgt.QueryRow(ctx, `SELECT count(*) FILTER (WHERE sr.srsubstate <> 'r'), count(*)
 			FROM pg_subscription_rel sr JOIN pg_subscription s ON s.oid = sr.srsubid WHERE s.subname = $1`, e.m.name()).Scan(&pending, &total)
@@ -305,6 +320,13 @@ func (mv *Mover) cleanUp(ctx context.Context, e *moveEnv) error {
 	}
 	if _, err := e.tgt.Exec(ctx, `DROP TABLE IF EXISTS `+pgx.Identifier{e.t.Schema, markerTable}.Sanitize()); err != nil {
 		return fmt.Errorf("drop marker: %w", err)
+	}
+	// Both change logs: the target's normally went in the freeze; the
+	// source is sealed, so nobody waits on its tables' locks.
+	for _, pool := range []*pgxpool.Pool{e.tgt, e.src} {
+		if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return dropChangeLog(ctx, tx, e.m) }); err != nil {
+			return err
+		}
 	}
 	retired := retiredName(e.t.Schema, e.m.ID)
 	var exists bool

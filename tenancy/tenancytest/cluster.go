@@ -21,17 +21,20 @@ import (
 // tests run on is never touched.
 type Cluster struct {
 	// Port is the loopback port the cluster listens on.
-	Port string
-	bin  string
-	data string
-	cred *syscall.Credential
+	Port     string
+	bin      string
+	data     string
+	cred     *syscall.Credential
+	settings []string
 }
 
 // NewCluster creates and starts a cluster with an empty database
 // "patchdesk"; it is stopped when the test ends. It fails, never skips,
 // when the PostgreSQL server binaries are missing (ops/postgres.sh installs
-// them), so a missing dependency cannot pass as a green run.
-func NewCluster(t testing.TB) *Cluster {
+// them), so a missing dependency cannot pass as a green run. settings are
+// extra server settings, "name=value" (such as "wal_level=logical" for a
+// cluster taking part in tier moves).
+func NewCluster(t testing.TB, settings ...string) *Cluster {
 	t.Helper()
 	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
 	if len(bins) == 0 {
@@ -39,7 +42,7 @@ func NewCluster(t testing.TB) *Cluster {
 	}
 	sort.Strings(bins)
 	dir := t.TempDir()
-	c := &Cluster{Port: strconv.Itoa(freePort(t)), bin: filepath.Dir(bins[len(bins)-1]), data: filepath.Join(dir, "pg")}
+	c := &Cluster{Port: strconv.Itoa(freePort(t)), bin: filepath.Dir(bins[len(bins)-1]), data: filepath.Join(dir, "pg"), settings: settings}
 	if os.Geteuid() == 0 {
 		c.runAsPostgres(t, dir)
 	}
@@ -91,6 +94,9 @@ func (c *Cluster) Ctl(t testing.TB, action string, extra ...string) {
 	t.Helper()
 	opts := "-c port=" + c.Port + " -c listen_addresses=127.0.0.1 -c unix_socket_directories=" + c.data +
 		" -c fsync=off -c max_connections=200"
+	for _, s := range c.settings {
+		opts += " -c " + s
+	}
 	args := append([]string{"-D", c.data, "-w", "-t", "60", "-l", filepath.Join(c.data, "server.log"), "-o", opts, action}, extra...)
 	if out, err := c.command("pg_ctl", args...).CombinedOutput(); err != nil {
 		log, _ := os.ReadFile(filepath.Join(c.data, "server.log"))
