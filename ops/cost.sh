@@ -67,7 +67,7 @@ echo "# patchdesk bench --ops $OPS --requests $REQUESTS --clients $CLIENTS --ten
 # /proc the same way the bench counts it (postmaster, children, reaped children).
 pm=$(head -n 1 "$work/pg/postmaster.pid")
 cluster_ticks() {
-  cat /proc/[0-9]*/stat 2>/dev/null | awk -v pm="$pm" '{ pid = $1; sub(/^.*\) /, ""); split($0, f, " ");
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v pm="$pm" '{ pid = $1; sub(/^.*\) /, ""); split($0, f, " ");
       if (pid == pm || f[2] == pm) t += f[12] + f[13] + f[14] + f[15] } END { print t }'
 }
 "$bin/pgbench" -h 127.0.0.1 -p "$pgport" -U postgres -i -q -s 10 pgbench >/dev/null 2>&1
