@@ -255,6 +255,11 @@ func (c *Consumer) processBatch(ctx, fetchCtx context.Context, first kafka.Messa
 		c.rejoins.Store(0)
 		return true, c.commit(ctx, ms...)
 	}
+	if ctx.Err() != nil {
+		// Shutting down: like a retry, the fallback waits for the next
+		// member; the batch stays uncommitted and is delivered again.
+		return false, nil
+	}
 	c.cfg.Log.WarnContext(ctx, "batch failed: handling its messages one by one", "group", c.cfg.Group,
 		"messages", len(ms), "err", err)
 	for _, m := range ms {
