@@ -41,7 +41,7 @@ mkdir -p "$work/pg" "$work/data"
 as_pg "$bin/initdb" -D "$work/pg" -U postgres -A trust -E UTF8 --no-sync >/dev/null
 as_pg "$bin/pg_ctl" -D "$work/pg" -w -l "$work/pg/server.log" -o "-c port=$pgport -c listen_addresses=127.0.0.1 \
   -c unix_socket_directories=$work/pg -c max_connections=200 -c shared_preload_libraries=pg_stat_statements \
-  -c pg_stat_statements.track=top -c shared_buffers=256MB" start >/dev/null
+  -c pg_stat_statements.track=top -c pg_stat_statements.track_planning=on -c shared_buffers=256MB" start >/dev/null
 psql() { "$bin/psql" -h 127.0.0.1 -p "$pgport" -U postgres -qAt "$@"; }
 psql -c "CREATE DATABASE patchdesk" postgres
 psql -c "CREATE DATABASE pgbench" postgres

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -147,16 +149,18 @@ func ticks(n int64) time.Duration { return time.Duration(n) * time.Second / cloc
 // clusterCPU is the CPU time of a PostgreSQL cluster: the postmaster, its
 // live children (backends, walwriter, checkpointer, autovacuum…) and its
 // exited children, whose time the kernel adds to the postmaster's reaped
-// total when it collects them.
-func clusterCPU(postmaster int) (time.Duration, error) {
+// total when it collects them. byKind splits it by process title (client
+// backends, autovacuum, walwriter…; "exited" for reaped children).
+func clusterCPU(postmaster int) (total time.Duration, byKind map[string]time.Duration, err error) {
 	root, err := readProcStat(postmaster)
 	if err != nil {
-		return 0, fmt.Errorf("postmaster %d: %w", postmaster, err)
+		return 0, nil, fmt.Errorf("postmaster %d: %w", postmaster, err)
 	}
-	total := root.self + root.reaped
+	byKind = map[string]time.Duration{"postmaster": ticks(root.self), "exited": ticks(root.reaped)}
+	sum := root.self + root.reaped
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -167,14 +171,34 @@ func clusterCPU(postmaster int) (time.Duration, error) {
 		if err != nil || s.ppid != postmaster {
 			continue // gone meanwhile (its time is then in root.reaped next time) or not ours
 		}
-		total += s.self + s.reaped
+		sum += s.self + s.reaped
+		byKind[processKind(pid)] += ticks(s.self + s.reaped)
 	}
-	return ticks(total), nil
+	return ticks(sum), byKind, nil
+}
+
+// processKind names a PostgreSQL child by its process title: "backend"
+// for client connections, else the auxiliary process ("walwriter",
+// "autovacuum worker"…).
+func processKind(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return "other"
+	}
+	title := strings.TrimSpace(strings.TrimPrefix(strings.ReplaceAll(string(b), "\x00", " "), "postgres: "))
+	for _, kind := range []string{"autovacuum worker", "autovacuum launcher", "walwriter", "checkpointer", "background writer",
+		"logical replication", "stats", "walsender"} {
+		if strings.HasPrefix(title, kind) {
+			return kind
+		}
+	}
+	return "backend"
 }
 
 // costSnapshot is the state of the counters at one moment.
 type costSnapshot struct {
 	server, pg time.Duration
+	pgKinds    map[string]time.Duration
 	xacts      int64
 	wal        int64
 }
@@ -185,7 +209,7 @@ func (m *costMeter) snapshot(ctx context.Context) (costSnapshot, error) {
 	if s.server, err = procCPU(m.serverPID); err != nil {
 		return s, fmt.Errorf("server cpu: %w", err)
 	}
-	if s.pg, err = clusterCPU(m.pgPID); err != nil {
+	if s.pg, s.pgKinds, err = clusterCPU(m.pgPID); err != nil {
 		return s, err
 	}
 	// Statistics are flushed by backends at transaction end, at most once a
@@ -307,8 +331,13 @@ type costResult struct {
 	PGCPUms     float64         `json:"pg_cpu_ms_per_op"`
 	Xacts       float64         `json:"transactions_per_op"`
 	Statements  float64         `json:"statements_per_op"`
+	// Plans and PlanMs count statement planning (pg_stat_statements.track_planning).
+	Plans  float64 `json:"plans_per_op"`
+	PlanMs float64 `json:"plan_ms_per_op"`
 	WALBytes    float64         `json:"wal_bytes_per_op"`
 	DrainSec    float64         `json:"drain_seconds"`
+	// PGByKind splits PGCPUms by PostgreSQL process kind.
+	PGByKind map[string]float64 `json:"pg_cpu_ms_per_op_by_process"`
 	Top         []statementCost `json:"statements,omitempty"`
 }
 
@@ -317,6 +346,8 @@ type statementCost struct {
 	Query     string  `json:"query"`
 	CallsOp   float64 `json:"calls_per_op"`
 	ExecMsOp  float64 `json:"exec_ms_per_op"`
+	PlanMsOp  float64 `json:"plan_ms_per_op"`
+	PlansOp   float64 `json:"plans_per_op"`
 	SharePct  float64 `json:"share_pct"`
 	RowsPerOp float64 `json:"rows_per_op"`
 }
@@ -337,13 +368,20 @@ func (m *costMeter) finish(ctx context.Context, before costSnapshot, ops int, dr
 		Xacts:       per(float64(after.xacts - before.xacts)),
 		WALBytes:    per(float64(after.wal - before.wal)),
 		DrainSec:    drained.Seconds(),
+		PGByKind:    map[string]float64{},
+	}
+	for k, v := range after.pgKinds {
+		if d := v - before.pgKinds[k]; d > 0 {
+			r.PGByKind[k] = per(float64(d.Microseconds()) / 1000)
+		}
 	}
 	if !m.statements {
 		return r, nil
 	}
 	// The same statement in each tenant's schema is a different entry
 	// (its relations differ): grouped by text.
-	rows, err := m.conn.Query(ctx, `SELECT regexp_replace(query, '\s+', ' ', 'g') AS q, sum(calls)::bigint, sum(total_exec_time), sum(rows)::bigint
+	rows, err := m.conn.Query(ctx, `SELECT regexp_replace(query, '\s+', ' ', 'g') AS q, sum(calls)::bigint, sum(total_exec_time),
+		sum(total_plan_time), sum(plans)::bigint, sum(rows)::bigint
 		FROM pg_stat_statements WHERE toplevel AND query NOT LIKE '%pg_stat_statements%'
 		GROUP BY q ORDER BY 3 DESC`)
 	if err != nil {
@@ -354,16 +392,19 @@ func (m *costMeter) finish(ctx context.Context, before costSnapshot, ops int, dr
 	var all []statementCost
 	for rows.Next() {
 		var (
-			q          string
-			calls, n   int64
-			execMillis float64
+			q                      string
+			calls, plans, n        int64
+			execMillis, planMillis float64
 		)
-		if err := rows.Scan(&q, &calls, &execMillis, &n); err != nil {
+		if err := rows.Scan(&q, &calls, &execMillis, &planMillis, &plans, &n); err != nil {
 			return nil, fmt.Errorf("cost meter: read statements: %w", err)
 		}
 		r.Statements += per(float64(calls))
 		total += execMillis
-		all = append(all, statementCost{Query: q, CallsOp: per(float64(calls)), ExecMsOp: per(execMillis), RowsPerOp: per(float64(n))})
+		r.PlanMs += per(planMillis)
+		r.Plans += per(float64(plans))
+		all = append(all, statementCost{Query: q, CallsOp: per(float64(calls)), ExecMsOp: per(execMillis), PlanMsOp: per(planMillis),
+			PlansOp: per(float64(plans)), RowsPerOp: per(float64(n))})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("cost meter: read statements: %w", err)
@@ -390,18 +431,27 @@ func printCost(out io.Writer, results []benchResult) error {
 		return err
 	}
 	for _, r := range results {
-		if r.Cost == nil || len(r.Cost.Top) == 0 {
+		if r.Cost == nil {
 			continue
 		}
-		fmt.Fprintf(out, "\n%s: statements by execution time (pg_stat_statements, top level)\n", r.Op)
+		var kinds []string
+		for _, k := range slices.Sorted(maps.Keys(r.Cost.PGByKind)) {
+			kinds = append(kinds, fmt.Sprintf("%s %.2f", k, r.Cost.PGByKind[k]))
+		}
+		fmt.Fprintf(out, "\n%s: PostgreSQL CPU ms/op by process: %s\n", r.Op, strings.Join(kinds, ", "))
+		if len(r.Cost.Top) == 0 {
+			continue
+		}
+		fmt.Fprintf(out, "%s: statements by execution time (pg_stat_statements, top level)\n", r.Op)
 		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintf(w, "calls/op\texec ms/op\tshare\tstatement\n")
+		fmt.Fprintf(out, "(planning: %.1f plans/op, %.3f ms/op; 0 unless pg_stat_statements.track_planning)\n", r.Cost.Plans, r.Cost.PlanMs)
+		fmt.Fprintf(w, "calls/op\texec ms/op\tplans/op\tplan ms/op\tshare\tstatement\n")
 		for _, s := range r.Cost.Top {
 			q := s.Query
 			if len(q) > 110 {
 				q = q[:110] + "…"
 			}
-			fmt.Fprintf(w, "%.2f\t%.3f\t%.1f%%\t%s\n", s.CallsOp, s.ExecMsOp, s.SharePct, q)
+			fmt.Fprintf(w, "%.2f\t%.3f\t%.2f\t%.3f\t%.1f%%\t%s\n", s.CallsOp, s.ExecMsOp, s.PlansOp, s.PlanMsOp, s.SharePct, q)
 		}
 		if err := w.Flush(); err != nil {
 			return err
