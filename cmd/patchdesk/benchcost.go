@@ -327,18 +327,18 @@ func groupLag(ctx context.Context, brokers, groups []string) (int64, error) {
 
 // costResult is a phase's cost per operation.
 type costResult struct {
-	ServerCPUms float64         `json:"server_cpu_ms_per_op"`
-	PGCPUms     float64         `json:"pg_cpu_ms_per_op"`
-	Xacts       float64         `json:"transactions_per_op"`
-	Statements  float64         `json:"statements_per_op"`
+	ServerCPUms float64 `json:"server_cpu_ms_per_op"`
+	PGCPUms     float64 `json:"pg_cpu_ms_per_op"`
+	Xacts       float64 `json:"transactions_per_op"`
+	Statements  float64 `json:"statements_per_op"`
 	// Plans and PlanMs count statement planning (pg_stat_statements.track_planning).
-	Plans  float64 `json:"plans_per_op"`
-	PlanMs float64 `json:"plan_ms_per_op"`
-	WALBytes    float64         `json:"wal_bytes_per_op"`
-	DrainSec    float64         `json:"drain_seconds"`
+	Plans    float64 `json:"plans_per_op"`
+	PlanMs   float64 `json:"plan_ms_per_op"`
+	WALBytes float64 `json:"wal_bytes_per_op"`
+	DrainSec float64 `json:"drain_seconds"`
 	// PGByKind splits PGCPUms by PostgreSQL process kind.
 	PGByKind map[string]float64 `json:"pg_cpu_ms_per_op_by_process"`
-	Top         []statementCost `json:"statements,omitempty"`
+	Top      []statementCost    `json:"statements,omitempty"`
 }
 
 // statementCost is one statement's share of a phase.
