@@ -6,6 +6,7 @@
 #
 #   ops/cost.sh                 # 3,000 creates, 16 clients, 4 tenants, then list
 #   REQUESTS=1000 CLIENTS=8 ops/cost.sh
+#   SERVER_BIN=/tmp/patchdesk-before ops/cost.sh   # measure another build's server
 #
 # Prints the bench table (throughput, latency), the cost table (server and
 # PostgreSQL CPU, transactions, statements and WAL per operation, drain time)
@@ -48,7 +49,10 @@ psql -c "CREATE DATABASE pgbench" postgres
 db="postgres://postgres@127.0.0.1:$pgport/patchdesk?sslmode=disable"
 
 go build -o "$work/patchdesk" ./cmd/patchdesk
-"$work/patchdesk" serve --database-url "$db" --addr "127.0.0.1:$httpport" --kafka-addr "127.0.0.1:$kport" \
+# SERVER_BIN runs another build as the server (e.g. the commit before a
+# change, for a before/after in the same minute); the bench is always this one.
+server_bin=${SERVER_BIN:-$work/patchdesk}
+"$server_bin" serve --database-url "$db" --addr "127.0.0.1:$httpport" --kafka-addr "127.0.0.1:$kport" \
   --data-dir "$work/data" --metrics-addr "" --signups-per-minute 1000 --token-per-minute 10000000 --tenant-per-minute 10000000 --log-format json >"$work/server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 120); do
