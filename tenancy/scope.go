@@ -35,8 +35,16 @@ type TxRunner interface {
 	Tx(ctx context.Context, t *Tenant, fn func(ctx context.Context, tx Tx) error) error
 }
 
+// querier is what a scoped transaction runs its statements on: the
+// connection that holds the transaction open.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 type scopedTx struct {
-	tx pgx.Tx
+	tx querier
 	t  *Tenant
 }
 
@@ -141,34 +149,62 @@ func (r *Registry) followMove(ctx context.Context, t *Tenant) (*Tenant, error) {
 // moveWait bounds how long a request waits for a move's switch to complete.
 const moveWait = 2 * time.Second
 
+// scopeSQL pins the transaction to the tenant and takes the shared freeze
+// lock that lets a tier move wait out in-flight transactions and hold new
+// ones for its sub-second switch (see freezeAndSwitch).
+const scopeSQL = `SELECT set_config('search_path', $1, true), set_config('role', $2, true), pg_advisory_xact_lock_shared($3, $4)`
+
+// runScoped opens the transaction and scopes it in one round trip (BEGIN
+// and scopeSQL pipelined: a round trip to PostgreSQL is the unit of cost on
+// the write path), runs fn, and commits.
 func runScoped(ctx context.Context, pool *pgxpool.Pool, t *Tenant, fn func(ctx context.Context, tx Tx) error) (err error) {
-	tx, err := pool.Begin(ctx)
+	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("begin tenant transaction: %w", err)
 	}
+	// The pool closes a connection released inside a transaction (one whose
+	// rollback failed) instead of handing it out again.
+	defer conn.Release()
+	open := false
 	defer func() {
-		if err != nil {
+		if err != nil && open {
 			// Roll back even when the request context is gone.
-			_ = tx.Rollback(context.WithoutCancel(ctx))
+			_, _ = conn.Exec(context.WithoutCancel(ctx), "rollback")
 		}
 	}()
-	// The shared freeze lock lets a tier move wait out in-flight transactions
-	// and hold new ones for its sub-second switch (see freezeAndSwitch).
 	hi, lo := freezeKey(t)
-	if _, err = tx.Exec(ctx, `SELECT set_config('search_path', $1, true), set_config('role', $2, true),
-		pg_advisory_xact_lock_shared($3, $4)`, pgx.Identifier{t.Schema}.Sanitize(), t.Role, hi, lo); err != nil {
-		return fmt.Errorf("scope transaction to tenant: %w", err)
+	b := &pgx.Batch{}
+	b.Queue("begin")
+	b.Queue(scopeSQL, pgx.Identifier{t.Schema}.Sanitize(), t.Role, hi, lo)
+	br := conn.SendBatch(ctx, b)
+	_, beginErr := br.Exec()
+	open = beginErr == nil
+	_, scopeErr := br.Exec()
+	closeErr := br.Close()
+	switch {
+	case beginErr != nil:
+		return fmt.Errorf("begin tenant transaction: %w", beginErr)
+	case scopeErr != nil:
+		return fmt.Errorf("scope transaction to tenant: %w", scopeErr)
+	case closeErr != nil:
+		return fmt.Errorf("scope transaction to tenant: %w", closeErr)
 	}
-	if err = fn(ctx, scopedTx{tx: tx, t: t}); err != nil {
+	if err = fn(ctx, scopedTx{tx: conn, t: t}); err != nil {
 		return err
 	}
 	if hook := commitHookFrom(ctx); hook != nil {
-		if err = hook(ctx, scopedTx{tx: tx, t: t}); err != nil {
+		if err = hook(ctx, scopedTx{tx: conn, t: t}); err != nil {
 			return err
 		}
 	}
-	if err = tx.Commit(ctx); err != nil {
+	tag, err := conn.Exec(ctx, "commit")
+	if err != nil {
 		return fmt.Errorf("commit tenant transaction: %w", err)
+	}
+	open = false
+	if tag.String() != "COMMIT" {
+		// A statement failed inside fn and fn went on: PostgreSQL rolled back.
+		return fmt.Errorf("commit tenant transaction: %w", pgx.ErrTxCommitRollback)
 	}
 	return nil
 }

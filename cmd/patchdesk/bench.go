@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 )
@@ -29,6 +30,15 @@ func bench(ctx context.Context, args []string) error {
 	phase := fs.Duration("duration", 10*time.Second, "duration of each phase")
 	ops := fs.String("ops", "create,list,get,patch,comment", "phases to run, in order")
 	asJSON := fs.Bool("json", false, "print results as JSON")
+	requests := fs.Int("requests", 0, "stop each phase after this many requests (0: run for --duration)")
+	var cc costConfig
+	fs.IntVar(&cc.serverPID, "server-pid", 0, "cost meter: pid of the PatchDesk server process (its CPU per op)")
+	fs.IntVar(&cc.pgPID, "pg-pid", 0, "cost meter: pid of the postmaster (CPU of the whole cluster per op)")
+	fs.StringVar(&cc.pgData, "pg-data", "", "cost meter: data directory of the cluster, to find the postmaster's pid")
+	fs.StringVar(&cc.pgURL, "pg-url", "", "cost meter: superuser URL of PatchDesk's database (statistics, outbox and job backlog)")
+	fs.StringVar(&cc.brokers, "brokers", "", "cost meter: Kafka brokers, to wait for the consumer groups' lag to reach 0")
+	fs.StringVar(&cc.groups, "groups", "patchdesk-notify,patchdesk-search,patchdesk-reports", "cost meter: consumer groups to wait for")
+	fs.DurationVar(&cc.drainTimeout, "drain-timeout", 5*time.Minute, "cost meter: how long to wait for side effects to drain")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -39,6 +49,11 @@ func bench(ctx context.Context, args []string) error {
 	if *tenants < 1 || *clients < 1 {
 		return fmt.Errorf("--tenants and --clients must be at least 1")
 	}
+	meter, err := newCostMeter(ctx, cc)
+	if err != nil {
+		return err
+	}
+	defer meter.close(ctx)
 	b := &benchRun{base: strings.TrimRight(*base, "/"), http: &http.Client{
 		Timeout:   10 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: *clients * 2},
@@ -52,7 +67,11 @@ func bench(ctx context.Context, args []string) error {
 		if !ok {
 			return fmt.Errorf("unknown op %q", op)
 		}
-		results = append(results, b.run(ctx, op, *phase, fn))
+		r, err := b.measure(ctx, meter, op, *phase, *requests, fn)
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
 	}
 	if *asJSON {
 		return json.NewEncoder(os.Stdout).Encode(results)
@@ -62,7 +81,35 @@ func bench(ctx context.Context, args []string) error {
 	for _, r := range results {
 		fmt.Fprintf(w, "%s\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t\n", r.Op, r.Requests, r.Errors, r.PerSecond, r.P50, r.P95, r.P99)
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if meter != nil {
+		fmt.Println()
+		return printCost(os.Stdout, results)
+	}
+	return nil
+}
+
+// measure runs one phase and, with a cost meter, waits for its side effects
+// to drain and adds what the phase cost per operation.
+func (b *benchRun) measure(ctx context.Context, meter *costMeter, op string, d time.Duration, limit int, fn benchOp) (benchResult, error) {
+	if meter == nil {
+		return b.run(ctx, op, d, limit, fn), nil
+	}
+	before, err := meter.start(ctx)
+	if err != nil {
+		return benchResult{}, err
+	}
+	r := b.run(ctx, op, d, limit, fn)
+	drained, err := meter.drain(ctx)
+	if err != nil {
+		return benchResult{}, fmt.Errorf("%s: %w", op, err)
+	}
+	if r.Cost, err = meter.finish(ctx, before, r.Requests, drained); err != nil {
+		return benchResult{}, err
+	}
+	return r, nil
 }
 
 type benchClient struct {
@@ -86,6 +133,8 @@ type benchResult struct {
 	P50       float64 `json:"p50_ms"`
 	P95       float64 `json:"p95_ms"`
 	P99       float64 `json:"p99_ms"`
+	// Cost is set when the cost meter runs.
+	Cost *costResult `json:"cost,omitempty"`
 }
 
 func (b *benchRun) call(ctx context.Context, method, path, token string, body any, out any) (int, error) {
@@ -183,8 +232,9 @@ func (b *benchRun) op(name string) (benchOp, bool) {
 	return fn, ok
 }
 
-// run executes one phase with every client in a closed loop for d.
-func (b *benchRun) run(ctx context.Context, name string, d time.Duration, fn benchOp) benchResult {
+// run executes one phase with every client in a closed loop for d, or
+// until limit requests were sent when limit > 0.
+func (b *benchRun) run(ctx context.Context, name string, d time.Duration, limit int, fn benchOp) benchResult {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var (
@@ -192,6 +242,7 @@ func (b *benchRun) run(ctx context.Context, name string, d time.Duration, fn ben
 		lat    []time.Duration
 		errors int
 		wg     sync.WaitGroup
+		sent   atomic.Int64
 	)
 	start := time.Now()
 	for _, c := range b.clients {
@@ -199,6 +250,9 @@ func (b *benchRun) run(ctx context.Context, name string, d time.Duration, fn ben
 			var local []time.Duration
 			bad := 0
 			for i := 0; ctx.Err() == nil; i++ {
+				if limit > 0 && sent.Add(1) > int64(limit) {
+					break
+				}
 				t0 := time.Now()
 				code, err := fn(ctx, c, i)
 				if ctx.Err() != nil {

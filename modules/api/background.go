@@ -32,8 +32,9 @@ type Workers struct {
 	Relay Runner
 	// Jobs works scheduled jobs (deliveries, exports).
 	Jobs Runner
-	// handlers of each consumer group.
+	// handlers of each consumer group, one message and a batch at a time.
 	handlers map[string]bus.Handler
+	batches  map[string]bus.BatchHandler
 	consumer bus.ConsumerConfig
 	metrics  *bus.ConsumerMetrics
 }
@@ -66,7 +67,7 @@ func (w *Workers) Consumer(group string) (Runner, error) {
 	}
 	cc := w.consumer
 	cc.Group = group
-	c, err := bus.NewConsumer(cc, w.metrics, h)
+	c, err := bus.NewBatchConsumer(cc, w.metrics, h, w.batches[group])
 	if err != nil {
 		return nil, err
 	}
@@ -109,6 +110,11 @@ func Background(app *App, reg *tenancy.Registry, metrics *obs.Metrics, log *slog
 			notify.ConsumerGroup:  app.Notify.HandleEvent,
 			search.ConsumerGroup:  app.Search.HandleEvent,
 			reports.ConsumerGroup: app.Reports.HandleEvent,
+		},
+		batches: map[string]bus.BatchHandler{
+			notify.ConsumerGroup:  app.Notify.HandleBatch,
+			search.ConsumerGroup:  app.Search.HandleBatch,
+			reports.ConsumerGroup: app.Reports.HandleBatch,
 		},
 		consumer: cc,
 		metrics:  bus.NewConsumerMetrics(metrics.Registry),

@@ -18,6 +18,14 @@ import (
 // at-least-once, so the same event can arrive again after a crash or rebalance.
 type Handler func(ctx context.Context, m kafka.Message) error
 
+// BatchHandler processes the messages fetched together, in order. It must
+// be idempotent like Handler, and all-or-nothing per unit of work it commits
+// (a tenant's transaction): when it fails, or the process dies in the
+// middle, the consumer handles the same messages again one at a time, and
+// whatever the batch had committed must be recognised as done (by
+// processed-event keys) rather than applied twice.
+type BatchHandler func(ctx context.Context, ms []kafka.Message) error
+
 // ErrPermanent marks a failure that retrying cannot fix; the message goes
 // straight to the dead-letter topic. See also Poison and Classify.
 var ErrPermanent = errors.New("permanent failure")
@@ -40,8 +48,16 @@ type ConsumerConfig struct {
 	// StallAfter: while this member is idle, a partition of its group whose
 	// backlog has not moved for this long makes it rejoin the group (default 30s).
 	StallAfter time.Duration
-	Log        *slog.Logger
+	// MaxBatch bounds the messages handed to a BatchHandler at once (default 500).
+	MaxBatch int
+	Log      *slog.Logger
 }
+
+// batchGather is how long the consumer waits for one more message before
+// handing over the batch it has: the messages the reader already buffered
+// arrive well within it, so a burst becomes one batch and a lone event waits
+// no longer than this.
+const batchGather = 2 * time.Millisecond
 
 // attemptsPerStep is how many retries share one backoff delay before it
 // doubles; each step is logged once, so a long outage logs a few dozen lines.
@@ -55,6 +71,7 @@ const attemptsPerStep = 3
 type Consumer struct {
 	cfg     ConsumerConfig
 	handle  Handler
+	batch   BatchHandler
 	reader  *kafka.Reader
 	dlq     *kafka.Writer
 	metrics *ConsumerMetrics
@@ -90,6 +107,15 @@ func NewConsumerMetrics(reg prometheus.Registerer) *ConsumerMetrics {
 
 // NewConsumer builds a consumer; Run starts it.
 func NewConsumer(cfg ConsumerConfig, metrics *ConsumerMetrics, handle Handler) (*Consumer, error) {
+	return NewBatchConsumer(cfg, metrics, handle, nil)
+}
+
+// NewBatchConsumer builds a consumer that hands the messages it has at hand
+// to batch together (a burst costs one database transaction per tenant, not
+// one per event), and falls back to handle, one message at a time with the
+// usual retries and dead-lettering, for a batch that failed. batch may be nil.
+func NewBatchConsumer(cfg ConsumerConfig, metrics *ConsumerMetrics, handle Handler, batch BatchHandler) (*Consumer, error) {
+	cfg.MaxBatch = cmp.Or(cfg.MaxBatch, 500)
 	cfg.MaxAttempts = cmp.Or(cfg.MaxAttempts, 5)
 	cfg.Backoff = cmp.Or(cfg.Backoff, 100*time.Millisecond)
 	cfg.MaxBackoff = max(cmp.Or(cfg.MaxBackoff, 30*time.Second), cfg.Backoff)
@@ -105,6 +131,7 @@ func NewConsumer(cfg ConsumerConfig, metrics *ConsumerMetrics, handle Handler) (
 	c := &Consumer{
 		cfg:     cfg,
 		handle:  handle,
+		batch:   batch,
 		dlq:     NewWriter(cfg.Brokers, TopicDeadLetter),
 		metrics: metrics,
 	}
@@ -180,10 +207,15 @@ func (c *Consumer) consume(ctx context.Context) (bool, error) {
 		// retries and dead-lettering stop at shutdown, leaving the message
 		// uncommitted so it is delivered again.
 		c.busy.Store(true)
-		done := c.process(ctx, m)
-		if done {
-			c.rejoins.Store(0)
-			err = c.commit(ctx, m)
+		var done bool
+		if c.batch != nil {
+			done, err = c.processBatch(ctx, fetchCtx, m)
+		} else {
+			done = c.process(ctx, m)
+			if done {
+				c.rejoins.Store(0)
+				err = c.commit(ctx, m)
+			}
 		}
 		c.busy.Store(false)
 		if !done || err != nil {
@@ -191,6 +223,55 @@ func (c *Consumer) consume(ctx context.Context) (bool, error) {
 		}
 		c.metrics.lag.WithLabelValues(c.cfg.Group).Set(float64(c.reader.Stats().Lag))
 	}
+}
+
+// gather collects, after first, the messages that arrive within batchGather
+// of each other, up to MaxBatch.
+func (c *Consumer) gather(ctx context.Context, first kafka.Message) []kafka.Message {
+	ms := []kafka.Message{first}
+	for len(ms) < c.cfg.MaxBatch {
+		wait, cancel := context.WithTimeout(ctx, batchGather)
+		m, err := c.reader.FetchMessage(wait)
+		cancel()
+		if err != nil {
+			break // none within the window (or shutdown): the message stays buffered in the reader
+		}
+		ms = append(ms, m)
+	}
+	return ms
+}
+
+// processBatch handles first and the messages gathered after it as one
+// batch and commits them all; a failed batch is handled again message by
+// message (process), committing each, so a poison message is retried and
+// dead-lettered alone. It reports whether every message is done with.
+func (c *Consumer) processBatch(ctx, fetchCtx context.Context, first kafka.Message) (bool, error) {
+	ms := c.gather(fetchCtx, first)
+	work, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.AttemptTimeout)
+	err := c.batch(work, ms)
+	cancel()
+	if err == nil {
+		c.metrics.handled.WithLabelValues(c.cfg.Group, "ok").Add(float64(len(ms)))
+		c.rejoins.Store(0)
+		return true, c.commit(ctx, ms...)
+	}
+	if ctx.Err() != nil {
+		// Shutting down: like a retry, the fallback waits for the next
+		// member; the batch stays uncommitted and is delivered again.
+		return false, nil
+	}
+	c.cfg.Log.WarnContext(ctx, "batch failed: handling its messages one by one", "group", c.cfg.Group,
+		"messages", len(ms), "err", err)
+	for _, m := range ms {
+		if !c.process(ctx, m) {
+			return false, nil
+		}
+		c.rejoins.Store(0)
+		if err := c.commit(ctx, m); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // watch checks the group's progress every StallAfter/3 and calls rejoin
@@ -322,9 +403,9 @@ func (c *Consumer) deadLetter(ctx context.Context, m kafka.Message, cause error)
 	}
 }
 
-func (c *Consumer) commit(ctx context.Context, m kafka.Message) error {
+func (c *Consumer) commit(ctx context.Context, ms ...kafka.Message) error {
 	for backoff := c.cfg.Backoff; ; backoff = min(backoff*2, 10*time.Second) {
-		err := c.reader.CommitMessages(context.WithoutCancel(ctx), m)
+		err := c.reader.CommitMessages(context.WithoutCancel(ctx), ms...)
 		if err == nil {
 			return nil
 		}

@@ -73,3 +73,52 @@ func (e *Envelope) Actor() uuid.UUID {
 	}
 	return *e.ActorID
 }
+
+// TenantBatch is the ticket events of one tenant in a consumer's batch, in
+// the order they were read (a ticket's events stay in order: they share a
+// partition).
+type TenantBatch struct {
+	TenantID uuid.UUID
+	Events   []*Envelope
+	Changes  []*TicketChange
+}
+
+// GroupTicketEvents decodes a batch of published events and groups its
+// ticket events by tenant, in order of first appearance; other event
+// families are left out. A message that does not decode fails the whole
+// batch, so that the consumer handles it alone (and dead-letters it).
+func GroupTicketEvents(values [][]byte) ([]*TenantBatch, error) {
+	var out []*TenantBatch
+	byTenant := map[uuid.UUID]*TenantBatch{}
+	for _, v := range values {
+		ev, err := Decode(v)
+		if err != nil {
+			return nil, err
+		}
+		if !IsTicket(ev.Type) {
+			continue
+		}
+		data, err := ev.TicketChange()
+		if err != nil {
+			return nil, err
+		}
+		b := byTenant[ev.TenantID]
+		if b == nil {
+			b = &TenantBatch{TenantID: ev.TenantID}
+			byTenant[ev.TenantID] = b
+			out = append(out, b)
+		}
+		b.Events = append(b.Events, ev)
+		b.Changes = append(b.Changes, data)
+	}
+	return out, nil
+}
+
+// IDs lists the batch's event ids, for marking them processed at once.
+func (b *TenantBatch) IDs() []uuid.UUID {
+	ids := make([]uuid.UUID, len(b.Events))
+	for i, e := range b.Events {
+		ids[i] = e.ID
+	}
+	return ids
+}

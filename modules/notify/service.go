@@ -173,15 +173,111 @@ func (s *Service) HandleEvent(ctx context.Context, m kafka.Message) error {
 	return s.schedule(ctx, t, pending)
 }
 
+// HandleBatch is the batch form of HandleEvent: per tenant one transaction
+// marks the batch's events processed in one statement, records the
+// notifications and deliveries of the new ones (reading the tenant's
+// webhooks once) and lists the pending deliveries of all of them in one
+// query; then one insert schedules their jobs. A batch redone after a
+// failure or a crash finds the events its committed transactions recorded
+// already processed, and only re-schedules, as a redelivery does.
+func (s *Service) HandleBatch(ctx context.Context, ms []kafka.Message) error {
+	type tenantEvents struct {
+		id  uuid.UUID
+		evs []*ticketEvent
+	}
+	var order []*tenantEvents
+	byTenant := map[uuid.UUID]*tenantEvents{}
+	for _, m := range ms {
+		ev, ok, err := decodeTicketEvent(m.Value)
+		if err != nil {
+			return errors.Join(bus.ErrPermanent, err)
+		}
+		if !ok {
+			continue
+		}
+		te := byTenant[ev.TenantID]
+		if te == nil {
+			te = &tenantEvents{id: ev.TenantID}
+			byTenant[ev.TenantID] = te
+			order = append(order, te)
+		}
+		te.evs = append(te.evs, ev)
+	}
+	for _, te := range order {
+		if err := s.handleTenantBatch(ctx, te.id, te.evs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// handleTenantBatch is HandleBatch for one tenant's events.
+func (s *Service) handleTenantBatch(ctx context.Context, tenantID uuid.UUID, evs []*ticketEvent) error {
+	t, err := s.reg.ByID(ctx, tenantID)
+	if errors.Is(err, tenancy.ErrTenantNotFound) {
+		return nil // deleted tenants get no side effects
+	}
+	if err != nil {
+		return err
+	}
+	ids := make([]uuid.UUID, len(evs))
+	for i, ev := range evs {
+		ids[i] = ev.ID
+	}
+	if t.Status != tenancy.StatusActive {
+		return s.reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
+			_, err := outbox.MarkProcessedMany(ctx, tx, ConsumerGroup, ids)
+			return err
+		})
+	}
+	var pending []pendingDelivery
+	err = s.reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
+		fresh, err := outbox.MarkProcessedMany(ctx, tx, ConsumerGroup, ids)
+		if err != nil {
+			return err
+		}
+		var hooks []Webhook
+		if len(fresh) > 0 {
+			if hooks, err = activeWebhooks(ctx, tx); err != nil {
+				return err
+			}
+		}
+		for _, ev := range evs {
+			if !fresh[ev.ID] {
+				continue
+			}
+			delete(fresh, ev.ID) // a duplicate later in the batch is a redelivery
+			if err := s.fanOutTo(ctx, tx, t, ev, hooks); err != nil {
+				return fmt.Errorf("notify event %s: %w", ev.ID, err)
+			}
+		}
+		pending, err = pendingForAll(ctx, tx, ids)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("notify events: %w", err)
+	}
+	return s.schedule(ctx, t, pending)
+}
+
 // fanOut writes the in-app notifications and the deliveries of one event.
 func (s *Service) fanOut(ctx context.Context, tx tenancy.Tx, t *tenancy.Tenant, ev *ticketEvent) error {
+	hooks, err := activeWebhooks(ctx, tx)
+	if err != nil {
+		return err
+	}
+	return s.fanOutTo(ctx, tx, t, ev, hooks)
+}
+
+// fanOutTo is fanOut with the tenant's active webhooks already read.
+func (s *Service) fanOutTo(ctx context.Context, tx tenancy.Tx, t *tenancy.Tenant, ev *ticketEvent, hooks []Webhook) error {
 	if err := s.notifyMembers(ctx, tx, ev); err != nil {
 		return err
 	}
 	if err := s.queueEmails(ctx, tx, t, ev); err != nil {
 		return err
 	}
-	return s.queueWebhooks(ctx, tx, ev)
+	return s.queueWebhooks(ctx, tx, ev, hooks)
 }
 
 // notifyMembers notifies the assignee, the watchers and the requester (when
@@ -294,11 +390,7 @@ func (s *Service) queueEmails(ctx context.Context, tx tenancy.Tx, t *tenancy.Ten
 }
 
 // queueWebhooks records one delivery per active webhook subscribed to the event.
-func (s *Service) queueWebhooks(ctx context.Context, tx tenancy.Tx, ev *ticketEvent) error {
-	hooks, err := activeWebhooks(ctx, tx)
-	if err != nil {
-		return err
-	}
+func (s *Service) queueWebhooks(ctx context.Context, tx tenancy.Tx, ev *ticketEvent, hooks []Webhook) error {
 	for _, h := range hooks {
 		if !h.subscribes(ev.Type) {
 			continue

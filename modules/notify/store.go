@@ -97,6 +97,18 @@ func pendingFor(ctx context.Context, tx tenancy.Tx, event uuid.UUID) ([]pendingD
 	})
 }
 
+// pendingForAll is pendingFor for the events of a batch.
+func pendingForAll(ctx context.Context, tx tenancy.Tx, events []uuid.UUID) ([]pendingDelivery, error) {
+	rows, err := tx.Query(ctx, `SELECT id, round FROM deliveries WHERE event_id = ANY($1) AND status = 'pending'`, events)
+	if err != nil {
+		return nil, fmt.Errorf("pending deliveries: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (pendingDelivery, error) {
+		var p pendingDelivery
+		return p, r.Scan(&p.ID, &p.Round)
+	})
+}
+
 // dueDeliveries lists deliveries waiting for an attempt whose time passed
 // more than grace ago: the ones a lost job would leave behind.
 func dueDeliveries(ctx context.Context, tx tenancy.Tx, grace time.Duration, limit int) ([]pendingDelivery, error) {

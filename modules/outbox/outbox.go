@@ -9,6 +9,7 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/patchdesk/patchdesk/modules/events"
 	"github.com/patchdesk/patchdesk/tenancy"
@@ -49,4 +50,24 @@ func MarkProcessed(ctx context.Context, tx tenancy.Tx, consumer string, event uu
 		return false, fmt.Errorf("mark event processed: %w", err)
 	}
 	return tag.RowsAffected() == 1, nil
+}
+
+// MarkProcessedMany is MarkProcessed for the events of a batch in one
+// statement: it returns the events consumer had not applied yet, which the
+// caller then applies in the same transaction.
+func MarkProcessedMany(ctx context.Context, tx tenancy.Tx, consumer string, ids []uuid.UUID) (map[uuid.UUID]bool, error) {
+	rows, err := tx.Query(ctx, `INSERT INTO processed_events (consumer, event_id) SELECT $1, unnest($2::uuid[])
+		ON CONFLICT DO NOTHING RETURNING event_id`, consumer, ids)
+	if err != nil {
+		return nil, fmt.Errorf("mark events processed: %w", err)
+	}
+	fresh, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, fmt.Errorf("mark events processed: %w", err)
+	}
+	out := make(map[uuid.UUID]bool, len(fresh))
+	for _, id := range fresh {
+		out[id] = true
+	}
+	return out, nil
 }

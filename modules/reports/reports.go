@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -75,8 +77,7 @@ func (s *Service) HandleEvent(ctx context.Context, m kafka.Message) error {
 	if err != nil {
 		return errors.Join(bus.ErrPermanent, err)
 	}
-	typ, ok := strings.CutPrefix(ev.Type, events.TicketPrefix)
-	if !ok {
+	if !events.IsTicket(ev.Type) {
 		return nil
 	}
 	data, err := ev.TicketChange()
@@ -90,8 +91,7 @@ func (s *Service) HandleEvent(ctx context.Context, m kafka.Message) error {
 	if err != nil {
 		return err
 	}
-	c := change{EventID: ev.ID, TicketID: data.Ticket.ID, TicketNumber: data.Ticket.Number, Type: typ,
-		ActorID: ev.ActorID, Data: data.Event.Data, At: ev.OccurredAt}
+	c := changeOf(ev, data)
 	return s.reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error { return s.applyOnce(ctx, tx, c) })
 }
 
@@ -101,7 +101,121 @@ func (s *Service) applyOnce(ctx context.Context, tx tenancy.Tx, c change) error 
 	if err != nil || !fresh {
 		return err
 	}
-	return s.apply(ctx, tx, c)
+	var tl tally
+	if err := s.apply(ctx, tx, c, &tl); err != nil {
+		return err
+	}
+	return tl.flush(ctx, tx)
+}
+
+// HandleBatch applies a batch of events to the aggregates: per tenant one
+// transaction that marks the batch's events processed in one statement,
+// applies the new ones in order and adds up their counter changes, written
+// in one statement per aggregate table. A batch redone after a failure or a
+// crash skips what a committed tenant transaction applied (its
+// processed-event keys committed with it), so each event counts once.
+func (s *Service) HandleBatch(ctx context.Context, ms []kafka.Message) error {
+	vals := make([][]byte, len(ms))
+	for i, m := range ms {
+		vals[i] = m.Value
+	}
+	batches, err := events.GroupTicketEvents(vals)
+	if err != nil {
+		return errors.Join(bus.ErrPermanent, err)
+	}
+	for _, b := range batches {
+		t, err := s.reg.ByID(ctx, b.TenantID)
+		if errors.Is(err, tenancy.ErrTenantNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		err = s.reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
+			fresh, err := outbox.MarkProcessedMany(ctx, tx, ConsumerGroup, b.IDs())
+			if err != nil {
+				return err
+			}
+			var tl tally
+			for i, ev := range b.Events {
+				if !fresh[ev.ID] {
+					continue
+				}
+				delete(fresh, ev.ID) // a duplicate later in the batch is a redelivery
+				if err := s.apply(ctx, tx, changeOf(ev, b.Changes[i]), &tl); err != nil {
+					return fmt.Errorf("report event %s: %w", ev.ID, err)
+				}
+			}
+			return tl.flush(ctx, tx)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// changeOf is the change an event makes to the aggregates.
+func changeOf(ev *events.Envelope, data *events.TicketChange) change {
+	typ, _ := strings.CutPrefix(ev.Type, events.TicketPrefix)
+	return change{EventID: ev.ID, TicketID: data.Ticket.ID, TicketNumber: data.Ticket.Number, Type: typ,
+		ActorID: ev.ActorID, Data: data.Event.Data, At: ev.OccurredAt}
+}
+
+// tally adds up the counter changes of the events applied in one
+// transaction, so that each aggregate row is written once per transaction
+// rather than once per event.
+type tally struct {
+	daily   map[string][2]int // day → created, resolved
+	backlog map[string]int    // status → delta
+}
+
+func (t *tally) bumpDaily(day string, created, resolved int) {
+	if t.daily == nil {
+		t.daily = map[string][2]int{}
+	}
+	d := t.daily[day]
+	t.daily[day] = [2]int{d[0] + created, d[1] + resolved}
+}
+
+func (t *tally) bumpBacklog(status string, delta int) {
+	if t.backlog == nil {
+		t.backlog = map[string]int{}
+	}
+	t.backlog[status] += delta
+}
+
+// flush writes the tally, rows in key order (concurrent transactions of one
+// tenant then lock them in the same order and cannot deadlock).
+func (t *tally) flush(ctx context.Context, tx tenancy.Tx) error {
+	if len(t.daily) > 0 {
+		days := slices.Sorted(maps.Keys(t.daily))
+		created, resolved := make([]int, len(days)), make([]int, len(days))
+		for i, d := range days {
+			created[i], resolved[i] = t.daily[d][0], t.daily[d][1]
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO report_daily (day, created, resolved)
+			SELECT * FROM unnest($1::date[], $2::int[], $3::int[])
+			ON CONFLICT (day) DO UPDATE SET created = report_daily.created + EXCLUDED.created, resolved = report_daily.resolved + EXCLUDED.resolved`,
+			days, created, resolved)
+		if err != nil {
+			return fmt.Errorf("daily aggregate: %w", err)
+		}
+	}
+	if len(t.backlog) > 0 {
+		statuses := slices.Sorted(maps.Keys(t.backlog))
+		deltas := make([]int, len(statuses))
+		for i, st := range statuses {
+			deltas[i] = t.backlog[st]
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO report_backlog (status, count) SELECT * FROM unnest($1::text[], $2::int[])
+			ON CONFLICT (status) DO UPDATE SET count = report_backlog.count + EXCLUDED.count`, statuses, deltas)
+		if err != nil {
+			return fmt.Errorf("backlog aggregate: %w", err)
+		}
+	}
+	*t = tally{}
+	return nil
 }
 
 func str(v any) string {
@@ -109,7 +223,7 @@ func str(v any) string {
 	return s
 }
 
-func (s *Service) apply(ctx context.Context, tx tenancy.Tx, c change) error {
+func (s *Service) apply(ctx context.Context, tx tenancy.Tx, c change, tl *tally) error {
 	day := c.At.UTC().Format(time.DateOnly)
 	switch c.Type {
 	case events.Created:
@@ -120,22 +234,24 @@ func (s *Service) apply(ctx context.Context, tx tenancy.Tx, c change) error {
 		if err != nil || tag.RowsAffected() == 0 {
 			return err
 		}
-		return errors.Join(bumpDaily(ctx, tx, day, 1, 0), bumpBacklog(ctx, tx, status, 1))
+		tl.bumpDaily(day, 1, 0)
+		tl.bumpBacklog(status, 1)
+		return nil
 	case events.StatusChanged:
 		before, after := str(c.Data["before"]), str(c.Data["after"])
 		if _, err := tx.Exec(ctx, `UPDATE report_tickets SET status = $2 WHERE ticket_id = $1`, c.TicketID, after); err != nil {
 			return err
 		}
-		if err := errors.Join(bumpBacklog(ctx, tx, before, -1), bumpBacklog(ctx, tx, after, 1)); err != nil {
-			return err
-		}
+		tl.bumpBacklog(before, -1)
+		tl.bumpBacklog(after, 1)
 		// The first resolution counts (closing without resolving counts too).
 		if after == events.StatusResolved || after == events.StatusClosed {
 			tag, err := tx.Exec(ctx, `UPDATE report_tickets SET resolved_at = $2 WHERE ticket_id = $1 AND resolved_at IS NULL`, c.TicketID, c.At)
 			if err != nil || tag.RowsAffected() == 0 {
 				return err
 			}
-			return bumpDaily(ctx, tx, day, 0, 1)
+			tl.bumpDaily(day, 0, 1)
+			return nil
 		}
 	case events.Assigned:
 		_, err := tx.Exec(ctx, `UPDATE report_tickets SET assignee_id = $2 WHERE ticket_id = $1`, c.TicketID, c.Data["after"])
@@ -154,7 +270,8 @@ func (s *Service) apply(ctx context.Context, tx tenancy.Tx, c change) error {
 		if err != nil {
 			return ignoreNoRows(err)
 		}
-		return bumpBacklog(ctx, tx, status, -1)
+		tl.bumpBacklog(status, -1)
+		return nil
 	}
 	return nil
 }
@@ -173,24 +290,6 @@ func (s *Service) firstResponse(ctx context.Context, tx tenancy.Tx, c change) er
 	}
 	_, err = tx.Exec(ctx, `UPDATE report_tickets SET first_response_at = $2 WHERE ticket_id = $1 AND first_response_at IS NULL`, c.TicketID, c.At)
 	return err
-}
-
-func bumpDaily(ctx context.Context, tx tenancy.Tx, day string, created, resolved int) error {
-	_, err := tx.Exec(ctx, `INSERT INTO report_daily (day, created, resolved) VALUES ($1, $2, $3)
-		ON CONFLICT (day) DO UPDATE SET created = report_daily.created + $2, resolved = report_daily.resolved + $3`, day, created, resolved)
-	if err != nil {
-		return fmt.Errorf("daily aggregate: %w", err)
-	}
-	return nil
-}
-
-func bumpBacklog(ctx context.Context, tx tenancy.Tx, status string, delta int) error {
-	_, err := tx.Exec(ctx, `INSERT INTO report_backlog (status, count) VALUES ($1, $2)
-		ON CONFLICT (status) DO UPDATE SET count = report_backlog.count + $2`, status, delta)
-	if err != nil {
-		return fmt.Errorf("backlog aggregate: %w", err)
-	}
-	return nil
 }
 
 // Rebuild recomputes a tenant's aggregates by replaying its timeline from

@@ -56,6 +56,11 @@ func apply(ctx context.Context, tx tenancy.Tx, ev *events.Envelope, data *events
 		public = c.Body
 	}
 	deferred := ev.OccurredAt.Truncate(time.Microsecond)
+	if ev.Type == events.TicketType(events.Created) {
+		// A new ticket has no document yet: straight to the insert, not
+		// first an UPDATE that finds nothing.
+		return upsert(ctx, tx, tk, public, internal, nil)
+	}
 	return upsert(ctx, tx, tk, public, internal, &deferred)
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/patchdesk/patchdesk/modules/authz"
@@ -126,6 +127,91 @@ func (s *Service) HandleEvent(ctx context.Context, m kafka.Message) error {
 	}
 	if !st.dirty {
 		s.lag.Observe(time.Since(ev.OccurredAt).Seconds())
+	}
+	return nil
+}
+
+// HandleBatch applies a batch of events: per tenant one transaction that
+// marks the batch's events processed in one statement and applies the new
+// ones in order, then one insert of the refresh jobs they call for.
+// Exactly-once holds as in HandleEvent: a tenant's transaction commits its
+// processed-event keys with its changes, so a batch redone after a failure
+// or a crash skips what it had committed.
+func (s *Service) HandleBatch(ctx context.Context, ms []kafka.Message) error {
+	vals := make([][]byte, len(ms))
+	for i, m := range ms {
+		vals[i] = m.Value
+	}
+	batches, err := events.GroupTicketEvents(vals)
+	if err != nil {
+		return errors.Join(bus.ErrPermanent, err)
+	}
+	for _, b := range batches {
+		if err := s.applyBatch(ctx, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyBatch is HandleBatch for one tenant's events.
+func (s *Service) applyBatch(ctx context.Context, b *events.TenantBatch) error {
+	t, err := s.reg.ByID(ctx, b.TenantID)
+	if errors.Is(err, tenancy.ErrTenantNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var (
+		refresh []uuid.UUID
+		indexed []time.Time
+	)
+	err = s.reg.Tx(ctx, t, func(ctx context.Context, tx tenancy.Tx) error {
+		refresh, indexed = refresh[:0], indexed[:0]
+		fresh, err := outbox.MarkProcessedMany(ctx, tx, ConsumerGroup, b.IDs())
+		if err != nil {
+			return err
+		}
+		queued := map[uuid.UUID]bool{}
+		for i, ev := range b.Events {
+			data := b.Changes[i]
+			var st docState
+			if fresh[ev.ID] {
+				delete(fresh, ev.ID) // a duplicate later in the batch is a redelivery
+				if st, err = apply(ctx, tx, ev, data); err != nil {
+					return fmt.Errorf("index event %s: %w", ev.ID, err)
+				}
+			} else {
+				if st, err = dirtyState(ctx, tx, data.Ticket.ID); err != nil {
+					return fmt.Errorf("index event %s: %w", ev.ID, err)
+				}
+				st.queue = st.dirty
+			}
+			if st.queue && !queued[data.Ticket.ID] {
+				queued[data.Ticket.ID] = true
+				refresh = append(refresh, data.Ticket.ID)
+			}
+			if !st.dirty {
+				indexed = append(indexed, ev.OccurredAt)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(refresh) > 0 {
+		params := make([]river.InsertManyParams, len(refresh))
+		for i, id := range refresh {
+			params[i] = river.InsertManyParams{Args: refreshArgs{TenantID: t.ID, TicketID: id}}
+		}
+		if err := s.jobs.Insert(ctx, t.DatabaseID, params...); err != nil {
+			return fmt.Errorf("queue search refresh: %w", err)
+		}
+	}
+	for _, at := range indexed {
+		s.lag.Observe(time.Since(at).Seconds())
 	}
 	return nil
 }

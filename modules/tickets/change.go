@@ -10,7 +10,6 @@ import (
 
 	"github.com/patchdesk/patchdesk/modules/audit"
 	"github.com/patchdesk/patchdesk/modules/events"
-	"github.com/patchdesk/patchdesk/modules/outbox"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
 
@@ -101,7 +100,7 @@ func (s *Service) commit(ctx context.Context, tx tenancy.Tx, ch *change) (*Ticke
 	if err != nil {
 		return nil, err
 	}
-	if err := s.record(ctx, tx, t, ch.Actor, pending, ch.Comment); err != nil {
+	if err := s.record(ctx, tx, t, ch.Actor, pending, ch.Comment, nil); err != nil {
 		return nil, err
 	}
 	ch.outboxWritten = len(pending)
@@ -113,30 +112,38 @@ func (s *Service) commit(ctx context.Context, tx tenancy.Tx, ch *change) (*Ticke
 	return t, nil
 }
 
-// record appends events to the timeline and the outbox.
-func (s *Service) record(ctx context.Context, tx tenancy.Tx, t *Ticket, actor uuid.UUID, pending []pendingEvent, comment *Comment) error {
+// record appends events to the timeline and the outbox. watchers, when
+// known to the caller (a ticket just created has only its creator), spare
+// the query for them.
+func (s *Service) record(ctx context.Context, tx tenancy.Tx, t *Ticket, actor uuid.UUID, pending []pendingEvent, comment *Comment, watchers []uuid.UUID) error {
 	var actorID *uuid.UUID
 	if actor != uuid.Nil {
 		actorID = &actor
 	}
-	watchers, err := watchersOf(ctx, tx, t.ID)
-	if err != nil {
-		return err
-	}
-	out := make([]events.Envelope, 0, len(pending))
-	for _, pe := range pending {
-		id := uuid.New()
-		e, err := insertEvent(ctx, tx, id, t.ID, actorID, pe.Type, pe.Data)
-		if err != nil {
+	if watchers == nil {
+		var err error
+		if watchers, err = watchersOf(ctx, tx, t.ID); err != nil {
 			return err
 		}
-		env, err := events.New(id, events.TicketType(pe.Type), &t.ID, actorID, e.CreatedAt, events.TicketChange{
+	}
+	// Every statement of the transaction sees the same now(): the
+	// timeline rows' created_at is the ticket's updated_at, known already.
+	// Only the timeline ids are the database's; appendEvents writes them
+	// into the outbox payloads as it inserts both, in one statement.
+	at := t.UpdatedAt
+	out := make([]events.Envelope, 0, len(pending))
+	rows := make([]timelineRow, 0, len(pending))
+	for _, pe := range pending {
+		id := uuid.New()
+		e := Event{Type: pe.Type, ActorID: actorID, Data: pe.Data, CreatedAt: at}
+		env, err := events.New(id, events.TicketType(pe.Type), &t.ID, actorID, at, events.TicketChange{
 			Ticket: t.snapshot(), Event: e.timeline(), Comment: comment.event(), Watchers: watchers,
 		})
 		if err != nil {
 			return err
 		}
 		out = append(out, env)
+		rows = append(rows, timelineRow{eventID: id, typ: pe.Type, data: pe.Data})
 	}
-	return outbox.Enqueue(ctx, tx, out...)
+	return appendEvents(ctx, tx, t.ID, actorID, rows, out)
 }

@@ -199,16 +199,19 @@ func (s *Service) Create(ctx context.Context, sub authz.Subject, tn *tenancy.Ten
 			}
 		}
 		var err error
-		if t.Number, err = nextNumber(ctx, tx); err != nil {
-			return err
-		}
 		if created, err = insertTicket(ctx, tx, t, sub.MemberID); err != nil {
 			return err
+		}
+		// A new ticket's only watcher is its creator (watchersOf would
+		// find just created_by).
+		watchers := []uuid.UUID{}
+		if sub.MemberID != uuid.Nil {
+			watchers = append(watchers, sub.MemberID)
 		}
 		return s.record(ctx, tx, created, sub.MemberID, []pendingEvent{{Type: EventCreated, Data: map[string]any{
 			"title": created.Title, "status": created.Status, "priority": created.Priority,
 			"assignee_id": created.AssigneeID, "requester_email": created.RequesterEmail, "tags": created.Tags,
-		}}}, nil)
+		}}}, nil, watchers)
 	})
 	if err != nil {
 		return nil, err

@@ -13,6 +13,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/patchdesk/patchdesk/modules/errs"
+	"github.com/patchdesk/patchdesk/modules/events"
+	"github.com/patchdesk/patchdesk/modules/outbox"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
 
@@ -43,20 +45,16 @@ func getTicket(ctx context.Context, tx tenancy.Tx, number int64, forUpdate bool)
 	return scanTicket(tx.QueryRow(ctx, q, number))
 }
 
-// nextNumber takes the next gap-free ticket number; the counter row stays
-// locked until the transaction ends, so numbers follow commit order.
-func nextNumber(ctx context.Context, tx tenancy.Tx) (int64, error) {
-	var n int64
-	if err := tx.QueryRow(ctx, `UPDATE ticket_counter SET last_number = last_number + 1 RETURNING last_number`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("next ticket number: %w", err)
-	}
-	return n, nil
-}
-
+// insertTicket takes the next gap-free ticket number and inserts the
+// ticket, in one statement: the counter row stays locked until the
+// transaction ends, so numbers follow commit order, and the fewer round
+// trips the transaction makes after taking it, the sooner the tenant's next
+// create may go.
 func insertTicket(ctx context.Context, tx tenancy.Tx, t *Ticket, createdBy uuid.UUID) (*Ticket, error) {
-	return scanTicket(tx.QueryRow(ctx, `INSERT INTO tickets (number, title, body, status, priority, assignee_id, requester_email, tags, created_by)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING `+ticketColumns,
-		t.Number, t.Title, t.Body, t.Status, t.Priority, t.AssigneeID, t.RequesterEmail, t.Tags, createdBy))
+	return scanTicket(tx.QueryRow(ctx, `WITH n AS (UPDATE ticket_counter SET last_number = last_number + 1 RETURNING last_number)
+		INSERT INTO tickets (number, title, body, status, priority, assignee_id, requester_email, tags, created_by)
+		SELECT n.last_number, $1, $2, $3, $4, $5, $6, $7, $8 FROM n RETURNING `+ticketColumns,
+		t.Title, t.Body, t.Status, t.Priority, t.AssigneeID, t.RequesterEmail, t.Tags, createdBy))
 }
 
 // updateTicket writes the new state if the version is still the one read.
@@ -73,14 +71,65 @@ func updateTicket(ctx context.Context, tx tenancy.Tx, t Ticket) (*Ticket, error)
 	return nt, err
 }
 
-func insertEvent(ctx context.Context, tx tenancy.Tx, eventID, ticketID uuid.UUID, actor *uuid.UUID, typ string, data map[string]any) (*Event, error) {
-	e := Event{Type: typ, ActorID: actor, Data: data}
-	err := tx.QueryRow(ctx, `INSERT INTO ticket_events (event_id, ticket_id, actor_id, type, data) VALUES ($1, $2, $3, $4, $5)
-		RETURNING id, created_at`, eventID, ticketID, actor, typ, data).Scan(&e.ID, &e.CreatedAt)
-	if err != nil {
-		return nil, fmt.Errorf("append %s event: %w", typ, err)
+// timelineRow is one timeline entry to append.
+type timelineRow struct {
+	eventID uuid.UUID
+	typ     string
+	data    map[string]any
+}
+
+// appendEventsSQL appends timeline entries ($3-$5, in order) and their
+// outbox events ($6, the envelopes; tenant $7), writing each entry's id into
+// its envelope's data.event.id, and wakes the relay, in one statement. The
+// outbox rows are inserted in the entries' order, which is the order the
+// relay publishes them in. The NOTIFY is delivered only if the transaction
+// commits.
+const appendEventsSQL = `WITH input AS (
+	SELECT * FROM unnest($3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[]) WITH ORDINALITY AS i(event_id, type, data, envelope, ord)
+), timeline AS (
+	INSERT INTO ticket_events (event_id, ticket_id, actor_id, type, data)
+	SELECT event_id, $1, $2, type, data FROM input ORDER BY ord
+	RETURNING id, event_id
+), queued AS (
+	INSERT INTO infra.outbox (event_id, tenant_id, ticket_id, type, payload)
+	SELECT i.event_id, $7, $1, 'ticket.' || i.type, jsonb_set(i.envelope, '{data,event,id}', to_jsonb(t.id))
+	FROM input i JOIN timeline t USING (event_id) ORDER BY i.ord
+	RETURNING 1
+)
+SELECT (SELECT count(*) FROM queued), (SELECT pg_notify($8, '')::text)`
+
+// appendEvents inserts timeline entries and their outbox events (see
+// appendEventsSQL).
+func appendEvents(ctx context.Context, tx tenancy.Tx, ticketID uuid.UUID, actor *uuid.UUID, rows []timelineRow, envs []events.Envelope) error {
+	ids := make([]uuid.UUID, len(rows))
+	types := make([]string, len(rows))
+	// JSON travels as text: pgx would send []byte as bytea.
+	datas := make([]string, len(rows))
+	payloads := make([]string, len(rows))
+	for i, r := range rows {
+		data, err := json.Marshal(r.data)
+		if err != nil {
+			return fmt.Errorf("encode %s event: %w", r.typ, err)
+		}
+		envs[i].TenantID = tx.Tenant().ID
+		payload, err := json.Marshal(envs[i])
+		if err != nil {
+			return fmt.Errorf("encode outbox event: %w", err)
+		}
+		datas[i], payloads[i] = string(data), string(payload)
+		ids[i], types[i] = r.eventID, r.typ
 	}
-	return &e, nil
+	var (
+		n        int
+		notified *string
+	)
+	if err := tx.QueryRow(ctx, appendEventsSQL, ticketID, actor, ids, types, datas, payloads, tx.Tenant().ID, outbox.Channel).Scan(&n, &notified); err != nil {
+		return fmt.Errorf("append events: %w", err)
+	}
+	if n != len(rows) {
+		return fmt.Errorf("append events: %d of %d queued", n, len(rows))
+	}
+	return nil
 }
 
 func insertComment(ctx context.Context, tx tenancy.Tx, ticketID, author uuid.UUID, body string, internal bool) (*Comment, error) {
