@@ -83,8 +83,13 @@ func runProcess(ctx context.Context, name string, args []string, defaultRole str
 	metrics := obs.NewMetrics()
 	// Tenant counts query the control database: cached, so scrapes never do.
 	metrics.Registry.MustRegister(obs.NewCachedCollector(reg.Collector(), 0))
+	acfg, err := c.attachments()
+	if err != nil {
+		return err
+	}
 	cfg := api.Config{
-		BaseDomain: c.BaseDomain,
+		BaseDomain:  c.BaseDomain,
+		Attachments: acfg,
 		MembersHTTP: members.HandlerConfig{SignupsPerMinute: c.SignupsPerMinute, LoginsPerMinute: c.LoginsPerMinute,
 			LoginsPerIPPerMinute: c.LoginsPerIP, AuthFailuresPerMinute: c.AuthFailuresPerMinute},
 		TokenPerMinute:  c.TokenPerMinute,

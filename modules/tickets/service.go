@@ -545,3 +545,14 @@ func (s *Service) ListEvents(ctx context.Context, sub authz.Subject, tn *tenancy
 	pg := page.New(items, limit, func(last Event) any { return map[string]int64{"i": last.ID} })
 	return &pg, nil
 }
+
+// Ref locates a ticket the subject may read, for modules that hang things on
+// tickets (attachments): its id, and whether the subject requested it. A
+// ticket they may not read is errs.ErrNotFound, as for Get.
+func (s *Service) Ref(ctx context.Context, sub authz.Subject, tn *tenancy.Tenant, number int64) (uuid.UUID, bool, error) {
+	t, err := s.Get(ctx, sub, tn, number)
+	if err != nil {
+		return uuid.Nil, false, err
+	}
+	return t.ID, owns(sub, t), nil
+}
