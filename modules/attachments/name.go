@@ -26,11 +26,11 @@ func CleanName(name string) string {
 	var b strings.Builder
 	for _, r := range name {
 		switch {
-		case r == utf8.RuneError, unicode.IsControl(r), unicode.Is(unicode.Cf, r),
-			unicode.Is(unicode.Zl, r), unicode.Is(unicode.Zp, r):
-			continue
 		case unicode.IsSpace(r):
+			// Tabs and line breaks too: a name is one line.
 			b.WriteByte(' ')
+		case r == utf8.RuneError, unicode.IsControl(r), unicode.Is(unicode.Cf, r):
+			continue
 		default:
 			b.WriteRune(r)
 		}
