@@ -149,6 +149,7 @@ func New(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, metrics *
 	if err != nil {
 		return nil, err
 	}
+	tsvc.UseAttachments(commentFiles{svc: asvc})
 	cfg.ReadyChecks = append(cfg.ReadyChecks, ReadyCheck{Name: "blob_store", Check: asvc.Ping})
 	if cfg.Notify.Log == nil {
 		cfg.Notify.Log = log

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/gabriel-vasile/mimetype"
@@ -293,4 +294,46 @@ func (s *Service) Open(ctx context.Context, sub authz.Subject, tn *tenancy.Tenan
 		return nil, fmt.Errorf("open attachment %s: %w", a.ID, err)
 	}
 	return &File{Attachment: a, Body: r}, nil
+}
+
+// MaxPerComment bounds the files one comment may claim.
+const MaxPerComment = 20
+
+// Claim gives files to a new comment, inside the comment's own transaction:
+// each must be an available upload of the comment's author on the same
+// ticket that no comment has claimed yet. They then inherit the comment's
+// visibility (internal notes' files never reach customers).
+func (s *Service) Claim(ctx context.Context, tx tenancy.Tx, ticketID, commentID, author uuid.UUID, internal bool, ids []uuid.UUID) ([]*Attachment, error) {
+	ids = slices.Compact(slices.SortedFunc(slices.Values(ids), func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) }))
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if len(ids) > MaxPerComment {
+		return nil, errs.Errorf(errs.ErrInvalid, "at most %d attachments per comment", MaxPerComment)
+	}
+	got, err := claim(ctx, tx, ticketID, commentID, author, internal, ids)
+	if err != nil {
+		return nil, err
+	}
+	if len(got) != len(ids) {
+		return nil, errs.Errorf(errs.ErrInvalid, "attachment_ids must name your own uploads on this ticket that no comment has claimed yet")
+	}
+	return got, nil
+}
+
+// ForComments lists the files of the given comments, by comment id, for
+// lists the caller already filtered by visibility.
+func (s *Service) ForComments(ctx context.Context, tx tenancy.Tx, commentIDs []uuid.UUID) (map[uuid.UUID][]*Attachment, error) {
+	out := map[uuid.UUID][]*Attachment{}
+	if len(commentIDs) == 0 {
+		return out, nil
+	}
+	all, err := ofComments(ctx, tx, commentIDs)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range all {
+		out[*a.CommentID] = append(out[*a.CommentID], a)
+	}
+	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"image"
 	"image/png"
 	"io"
@@ -372,6 +373,84 @@ func suite(t *testing.T, st store) {
 		}
 		if r := e.call(t, "", "GET", "/tickets/"+e.ticket+"/attachments/"+agentFile, nil); !r.IsProblem(http.StatusUnauthorized) {
 			t.Errorf("anonymous download: %s", r)
+		}
+	})
+
+	t.Run("comments claim attachments and share their visibility", func(t *testing.T) {
+		t.Parallel()
+		e := defEnv(t, "claims")
+		data := []byte("some log\n")
+		up := func(role, name string) string {
+			r := e.uploadRaw(t, role, e.ticket, name, data)
+			if r.Status != http.StatusCreated {
+				t.Fatalf("upload %s: %s", name, r)
+			}
+			return r.JSON["id"].(string)
+		}
+		noteFile, replyFile, spare, customerFile := up("agent", "note.txt"), up("agent", "reply.txt"), up("agent", "spare.txt"), up("customer", "c.txt")
+		comment := func(role string, body map[string]any) apitest.Resp {
+			return e.call(t, role, "POST", "/tickets/"+e.ticket+"/comments", body)
+		}
+		names := func(c map[string]any) []string {
+			var out []string
+			for _, a := range c["attachments"].([]any) {
+				out = append(out, a.(map[string]any)["name"].(string))
+			}
+			return out
+		}
+		if r := comment("agent", map[string]any{"body": "note", "internal": true, "attachment_ids": []string{noteFile}}); r.Status != http.StatusCreated || fmt.Sprint(names(r.JSON)) != "[note.txt]" {
+			t.Fatalf("note with a file: %s", r)
+		}
+		if r := comment("agent", map[string]any{"body": "reply", "attachment_ids": []string{replyFile, replyFile}}); r.Status != http.StatusCreated || fmt.Sprint(names(r.JSON)) != "[reply.txt]" {
+			t.Fatalf("reply with a file named twice: %s", r)
+		}
+		if r := comment("customer", map[string]any{"body": "mine", "attachment_ids": []string{customerFile}}); r.Status != http.StatusCreated {
+			t.Fatalf("customer reply with a file: %s", r)
+		}
+		// Refused, and nothing written: a file already claimed, another
+		// member's upload, an unknown id, a malformed one.
+		before := len(e.call(t, "agent", "GET", "/tickets/"+e.ticket+"/comments", nil).Items())
+		for _, c := range []struct {
+			role string
+			ids  []string
+			want int
+		}{
+			{"agent", []string{noteFile}, 422}, {"customer", []string{spare}, 422},
+			{"agent", []string{spare, "00000000-0000-4000-8000-000000000000"}, 422}, {"agent", []string{"nope"}, 400},
+		} {
+			if r := comment(c.role, map[string]any{"body": "x", "attachment_ids": c.ids}); !r.IsProblem(c.want) {
+				t.Errorf("%s claims %v: %s, want %d", c.role, c.ids, r, c.want)
+			}
+		}
+		if after := len(e.call(t, "agent", "GET", "/tickets/"+e.ticket+"/comments", nil).Items()); after != before {
+			t.Errorf("a refused claim wrote a comment: %d → %d", before, after)
+		}
+		// The spare is still the agent's to claim.
+		if r := comment("agent", map[string]any{"body": "later", "attachment_ids": []string{spare}}); r.Status != http.StatusCreated {
+			t.Errorf("claim after refusals: %s", r)
+		}
+		// Customers never reach an internal note's files.
+		if r := e.download(t, "customer", e.ticket, noteFile); !r.IsProblem(http.StatusNotFound) {
+			t.Errorf("customer downloads an internal note's file: %s", r)
+		}
+		for _, id := range []string{replyFile, customerFile} {
+			if r := e.download(t, "customer", e.ticket, id); r.Status != http.StatusOK {
+				t.Errorf("customer downloads a public file: %s", r)
+			}
+		}
+		var seen []string
+		for _, c := range e.call(t, "customer", "GET", "/tickets/"+e.ticket+"/comments", nil).Items() {
+			seen = append(seen, names(c)...)
+		}
+		if fmt.Sprint(seen) != "[reply.txt c.txt spare.txt]" {
+			t.Errorf("customer's comment list shows files %v", seen)
+		}
+		seen = nil
+		for _, c := range e.call(t, "light_agent", "GET", "/tickets/"+e.ticket+"/comments", nil).Items() {
+			seen = append(seen, names(c)...)
+		}
+		if fmt.Sprint(seen) != "[note.txt reply.txt c.txt spare.txt]" {
+			t.Errorf("staff comment list shows files %v", seen)
 		}
 	})
 }

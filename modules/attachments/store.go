@@ -57,3 +57,40 @@ func insert(ctx context.Context, tx tenancy.Tx, a *Attachment) (*Attachment, err
 func get(ctx context.Context, tx tenancy.Tx, ticketID, id uuid.UUID) (*Attachment, error) {
 	return scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM attachments WHERE id = $1 AND ticket_id = $2`, id, ticketID))
 }
+
+// claim hands the uploader's unclaimed, available files on a ticket to a
+// comment; it returns those it claimed.
+func claim(ctx context.Context, tx tenancy.Tx, ticketID, commentID, uploader uuid.UUID, internal bool, ids []uuid.UUID) ([]*Attachment, error) {
+	rows, err := tx.Query(ctx, `UPDATE attachments SET comment_id = $1, internal = $2
+		WHERE id = ANY($3) AND ticket_id = $4 AND uploader_id = $5 AND comment_id IS NULL AND status = 'available'
+		RETURNING `+columns, commentID, internal, ids, ticketID, uploader)
+	if err != nil {
+		return nil, fmt.Errorf("claim attachments: %w", err)
+	}
+	return collect(rows)
+}
+
+// ofComments lists the files of comments, oldest first.
+func ofComments(ctx context.Context, tx tenancy.Tx, commentIDs []uuid.UUID) ([]*Attachment, error) {
+	rows, err := tx.Query(ctx, `SELECT `+columns+` FROM attachments WHERE comment_id = ANY($1) ORDER BY created_at, id`, commentIDs)
+	if err != nil {
+		return nil, fmt.Errorf("list comment attachments: %w", err)
+	}
+	return collect(rows)
+}
+
+func collect(rows pgx.Rows) ([]*Attachment, error) {
+	defer rows.Close()
+	var out []*Attachment
+	for rows.Next() {
+		a, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read attachments: %w", err)
+	}
+	return out, nil
+}
