@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 
+	"github.com/patchdesk/patchdesk/modules/attachments"
 	"github.com/patchdesk/patchdesk/tenancy"
 )
 
@@ -51,6 +53,24 @@ type config struct {
 	TrustForwardedProto bool
 	// SecretKey (base64, 32 bytes) encrypts dedicated databases' DSNs in the control plane.
 	SecretKey string
+	// BlobURL is the attachments' object store; empty means
+	// file://DataDir/blobs (the one-command run needs nothing else).
+	BlobURL string
+	// AttachmentQuota bounds each tenant's stored attachment bytes.
+	AttachmentQuota int64
+}
+
+// attachments is the attachments module's configuration.
+func (c *config) attachments() (attachments.Config, error) {
+	u := c.BlobURL
+	if u == "" {
+		dir, err := filepath.Abs(filepath.Join(c.DataDir, "blobs"))
+		if err != nil {
+			return attachments.Config{}, fmt.Errorf("blob directory: %w", err)
+		}
+		u = (&url.URL{Scheme: "file", Path: filepath.ToSlash(dir), RawQuery: "create_dir=true"}).String()
+	}
+	return attachments.Config{BlobURL: u, Quota: c.AttachmentQuota}, nil
 }
 
 func (c config) Validate() error {
@@ -120,6 +140,10 @@ func bindConfigOnly(fs *flag.FlagSet) *config {
 		`listen address of the dedicated /metrics listener (PATCHDESK_METRICS_ADDR); "" or "off" disables it`)
 	fs.StringVar(&c.MetricsToken, "metrics-token", os.Getenv("PATCHDESK_METRICS_TOKEN"),
 		"bearer token that may read /metrics on the public listener from anywhere (PATCHDESK_METRICS_TOKEN); without it only loopback peers not behind a proxy may")
+	fs.StringVar(&c.BlobURL, "blob-url", os.Getenv("PATCHDESK_BLOB_URL"),
+		"attachment store: file:///dir or s3://bucket?endpoint=…&region=… (PATCHDESK_BLOB_URL); empty: DATA_DIR/blobs")
+	fs.Int64Var(&c.AttachmentQuota, "attachment-quota", int64(envFloat("PATCHDESK_ATTACHMENT_QUOTA", attachments.DefaultQuota)),
+		"attachment bytes each tenant may store (PATCHDESK_ATTACHMENT_QUOTA)")
 	fs.BoolVar(&c.TrustForwardedProto, "trust-forwarded-proto", os.Getenv("PATCHDESK_TRUST_FORWARDED_PROTO") == "true",
 		"treat X-Forwarded-Proto: https from the proxy in front as TLS, for HSTS (PATCHDESK_TRUST_FORWARDED_PROTO)")
 	return c

@@ -38,7 +38,11 @@ func readModel(ctx context.Context, name string, args []string) error {
 	if err != nil {
 		return err
 	}
-	app, err := api.New(ctx, reg, log, obs.NewMetrics(), api.Config{})
+	acfg, err := c.attachments()
+	if err != nil {
+		return err
+	}
+	app, err := api.New(ctx, reg, log, obs.NewMetrics(), api.Config{Attachments: acfg})
 	if err != nil {
 		return err
 	}

@@ -85,8 +85,13 @@ func runProcess(ctx context.Context, name string, args []string, defaultRole str
 	metrics.Registry.MustRegister(obs.NewCachedCollector(reg.Collector(), 0))
 	// Fleet health (tenants behind, tier moves) queries it too; pool usage is in memory.
 	metrics.Registry.MustRegister(obs.NewCachedCollector(reg.HealthCollector(), 0), reg.PoolCollector())
+	acfg, err := c.attachments()
+	if err != nil {
+		return err
+	}
 	cfg := api.Config{
-		BaseDomain: c.BaseDomain,
+		BaseDomain:  c.BaseDomain,
+		Attachments: acfg,
 		MembersHTTP: members.HandlerConfig{SignupsPerMinute: c.SignupsPerMinute, LoginsPerMinute: c.LoginsPerMinute,
 			LoginsPerIPPerMinute: c.LoginsPerIP, AuthFailuresPerMinute: c.AuthFailuresPerMinute},
 		TokenPerMinute:  c.TokenPerMinute,

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/patchdesk/patchdesk/modules/api"
+	"github.com/patchdesk/patchdesk/modules/attachments"
 	"github.com/patchdesk/patchdesk/modules/members"
 	"github.com/patchdesk/patchdesk/modules/notify"
 	"github.com/patchdesk/patchdesk/modules/obs"
@@ -54,6 +55,8 @@ type tenantFlags struct {
 	out, slug, confirm             string
 	// mailDir is notify's mail spool, emptied of a deleted tenant's mail.
 	mailDir string
+	// attachments names the blob store the application is built with.
+	attachments attachments.Config
 }
 
 func tenants(ctx context.Context, args []string) error {
@@ -100,6 +103,9 @@ func tenants(ctx context.Context, args []string) error {
 	}
 	defer reg.Close()
 	f.mailDir = filepath.Join(c.DataDir, "mail")
+	if f.attachments, err = c.attachments(); err != nil {
+		return err
+	}
 	return runTenants(ctx, reg, log, sub, arg, f)
 }
 
@@ -238,7 +244,7 @@ func createTenant(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, 
 			return err
 		}
 	}
-	app, err := api.New(ctx, reg, log, obs.NewMetrics(), api.Config{})
+	app, err := api.New(ctx, reg, log, obs.NewMetrics(), api.Config{Attachments: f.attachments})
 	if err != nil {
 		return err
 	}

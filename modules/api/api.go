@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/patchdesk/patchdesk/modules/attachments"
 	"github.com/patchdesk/patchdesk/modules/audit"
 	"github.com/patchdesk/patchdesk/modules/authz"
 	"github.com/patchdesk/patchdesk/modules/errs"
@@ -38,6 +39,8 @@ type Config struct {
 	Members     members.Config
 	MembersHTTP members.HandlerConfig
 	Tickets     tickets.Config
+	// Attachments names the blob store (required) and the size and quota limits.
+	Attachments attachments.Config
 	Notify      notify.Config
 	Jobs        jobs.Config
 	Idempotency idempotency.Config
@@ -80,6 +83,8 @@ type App struct {
 	Notify         *notify.Service
 	Search         *search.Service
 	Reports        *reports.Service
+	// Attachments stores files in the blob store; Close releases it.
+	Attachments *attachments.Service
 	// Jobs works scheduled jobs (deliveries, exports) in the background.
 	Jobs *jobs.Queue
 
@@ -140,6 +145,12 @@ func New(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, metrics *
 	if err != nil {
 		return nil, err
 	}
+	asvc, err := attachments.NewService(ctx, cfg.Attachments, reg, az, tsvc)
+	if err != nil {
+		return nil, err
+	}
+	tsvc.UseAttachments(commentFiles{svc: asvc})
+	cfg.ReadyChecks = append(cfg.ReadyChecks, ReadyCheck{Name: "blob_store", Check: asvc.Ping})
 	if cfg.Notify.Log == nil {
 		cfg.Notify.Log = log
 	}
@@ -177,6 +188,7 @@ func New(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, metrics *
 			notify.NewHandler(nsvc),
 			search.NewHandler(ssvc),
 			reports.NewHandler(rsvc),
+			attachments.NewHandler(asvc),
 		}}
 	ref, err := newReference()
 	if err != nil {
@@ -185,7 +197,7 @@ func New(ctx context.Context, reg *tenancy.Registry, log *slog.Logger, metrics *
 	d.ref = ref
 	h, router := handler(d)
 	return &App{Handler: h, OpsHandler: opsHandler(d), MetricsHandler: metricsHandler(d), Members: msvc, Tickets: tsvc,
-		Notify: nsvc, Search: ssvc, Reports: rsvc, Jobs: queue, router: router}, nil
+		Notify: nsvc, Search: ssvc, Reports: rsvc, Attachments: asvc, Jobs: queue, router: router}, nil
 }
 
 // opsRouter serves the operational endpoints every process has; /metrics

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/patchdesk/patchdesk/modules/api"
+	"github.com/patchdesk/patchdesk/modules/attachments"
 	"github.com/patchdesk/patchdesk/modules/members"
 	"github.com/patchdesk/patchdesk/modules/obs"
 	"github.com/patchdesk/patchdesk/tenancy"
@@ -54,7 +56,8 @@ func benchFailedLogins(b *testing.B, mcfg members.Config) {
 		b.Fatal(err)
 	}
 	b.Cleanup(reg.Close)
-	cfg := api.Config{Members: mcfg, MembersHTTP: members.HandlerConfig{SignupsPerMinute: 1e6, LoginsPerMinute: 1e6, LoginsPerIPPerMinute: 1e6}}
+	cfg := api.Config{Members: mcfg, MembersHTTP: members.HandlerConfig{SignupsPerMinute: 1e6, LoginsPerMinute: 1e6, LoginsPerIPPerMinute: 1e6},
+		Attachments: attachments.Config{BlobURL: "file://" + filepath.ToSlash(b.TempDir())}}
 	app, err := api.New(ctx, reg, slog.New(slog.NewTextHandler(io.Discard, nil)), obs.NewMetrics(), cfg)
 	if err != nil {
 		b.Fatal(err)

@@ -84,6 +84,17 @@ type Comment struct {
 	Internal  bool      `json:"internal"`
 	AuthorID  uuid.UUID `json:"author_id"`
 	CreatedAt time.Time `json:"created_at"`
+	// Attachments are the files the comment claimed (never nil in JSON).
+	Attachments []Attachment `json:"attachments"`
+}
+
+// Attachment is a file as a comment lists it (package attachments owns it).
+type Attachment struct {
+	ID          uuid.UUID `json:"id"`
+	Name        string    `json:"name"`
+	Size        int64     `json:"size"`
+	ContentType string    `json:"content_type"`
+	SHA256      string    `json:"sha256"`
 }
 
 // event is the comment as events carry it (nil for none).

@@ -39,6 +39,13 @@ type Directory interface {
 	ActiveRole(ctx context.Context, tx tenancy.Tx, id uuid.UUID) (string, error)
 }
 
+// Attachments claims uploaded files for new comments and lists comments'
+// files, inside the comments' transaction; api wires package attachments.
+type Attachments interface {
+	Claim(ctx context.Context, tx tenancy.Tx, ticketID, commentID, author uuid.UUID, internal bool, ids []uuid.UUID) ([]Attachment, error)
+	ForComments(ctx context.Context, tx tenancy.Tx, commentIDs []uuid.UUID) (map[uuid.UUID][]Attachment, error)
+}
+
 // Service implements tickets, comments and the timeline.
 type Service struct {
 	cfg     Config
@@ -46,7 +53,12 @@ type Service struct {
 	authz   *authz.Authorizer
 	dir     Directory
 	metrics *metrics
+	files   Attachments
 }
+
+// UseAttachments connects the attachments module, which is built after
+// this service since it locates tickets through it. Call it before serving.
+func (s *Service) UseAttachments(a Attachments) { s.files = a }
 
 // NewService builds the tickets service and registers its metrics.
 func NewService(cfg Config, db tenancy.TxRunner, az *authz.Authorizer, dir Directory, reg prometheus.Registerer) (*Service, error) {
@@ -435,6 +447,8 @@ func (s *Service) countChange(tn *tenancy.Tenant, outboxWritten int) {
 type CommentParams struct {
 	Body     string `json:"body"`
 	Internal bool   `json:"internal"`
+	// AttachmentIDs are files the author uploaded to the ticket before.
+	AttachmentIDs []uuid.UUID `json:"attachment_ids"`
 }
 
 // AddComment adds a reply or internal note. A requester's reply reopens a
@@ -442,6 +456,9 @@ type CommentParams struct {
 func (s *Service) AddComment(ctx context.Context, sub authz.Subject, tn *tenancy.Tenant, number int64, p CommentParams) (*Comment, error) {
 	if err := validateBody(p.Body, true); err != nil {
 		return nil, err
+	}
+	if len(p.AttachmentIDs) > 0 && s.files == nil {
+		return nil, errs.Errorf(errs.ErrInvalid, "attachments are not available")
 	}
 	var (
 		c       *Comment
@@ -465,6 +482,11 @@ func (s *Service) AddComment(ctx context.Context, sub authz.Subject, tn *tenancy
 		}
 		if c, err = insertComment(ctx, tx, t.ID, sub.MemberID, p.Body, p.Internal); err != nil {
 			return err
+		}
+		if len(p.AttachmentIDs) > 0 {
+			if c.Attachments, err = s.files.Claim(ctx, tx, t.ID, c.ID, sub.MemberID, c.Internal, p.AttachmentIDs); err != nil {
+				return err
+			}
 		}
 		ch.Comment = c
 		ch.Extra = append(ch.Extra, pendingEvent{Type: EventCommented, Data: map[string]any{"comment_id": c.ID, "internal": c.Internal}})
@@ -516,6 +538,19 @@ func (s *Service) ListComments(ctx context.Context, sub authz.Subject, tn *tenan
 			return err
 		}
 		items, err = listComments(ctx, tx, t.ID, s.can(ctx, sub, authz.CommentsReadInternal, t), after.ID, after.At, limit+1)
+		if err != nil || s.files == nil || len(items) == 0 {
+			return err
+		}
+		ids := make([]uuid.UUID, len(items))
+		for i := range items {
+			ids[i] = items[i].ID
+		}
+		files, err := s.files.ForComments(ctx, tx, ids)
+		for i := range items {
+			if f, ok := files[items[i].ID]; ok {
+				items[i].Attachments = f
+			}
+		}
 		return err
 	})
 	if err != nil {
@@ -547,4 +582,15 @@ func (s *Service) ListEvents(ctx context.Context, sub authz.Subject, tn *tenancy
 	}
 	pg := page.New(items, limit, func(last Event) any { return map[string]int64{"i": last.ID} })
 	return &pg, nil
+}
+
+// Ref locates a ticket the subject may read, for modules that hang things on
+// tickets (attachments): its id, and whether the subject requested it. A
+// ticket they may not read is errs.ErrNotFound, as for Get.
+func (s *Service) Ref(ctx context.Context, sub authz.Subject, tn *tenancy.Tenant, number int64) (uuid.UUID, bool, error) {
+	t, err := s.Get(ctx, sub, tn, number)
+	if err != nil {
+		return uuid.Nil, false, err
+	}
+	return t.ID, owns(sub, t), nil
 }

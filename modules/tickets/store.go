@@ -133,7 +133,7 @@ func appendEvents(ctx context.Context, tx tenancy.Tx, ticketID uuid.UUID, actor 
 }
 
 func insertComment(ctx context.Context, tx tenancy.Tx, ticketID, author uuid.UUID, body string, internal bool) (*Comment, error) {
-	c := Comment{Body: body, Internal: internal, AuthorID: author}
+	c := Comment{Body: body, Internal: internal, AuthorID: author, Attachments: []Attachment{}}
 	err := tx.QueryRow(ctx, `INSERT INTO comments (ticket_id, author_id, body, internal) VALUES ($1, $2, $3, $4) RETURNING id, created_at`,
 		ticketID, author, body, internal).Scan(&c.ID, &c.CreatedAt)
 	if err != nil {
@@ -214,7 +214,7 @@ func listComments(ctx context.Context, tx tenancy.Tx, ticketID uuid.UUID, withIn
 		return nil, fmt.Errorf("list comments: %w", err)
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Comment, error) {
-		var c Comment
+		c := Comment{Attachments: []Attachment{}}
 		err := row.Scan(&c.ID, &c.Body, &c.Internal, &c.AuthorID, &c.CreatedAt)
 		return c, err
 	})

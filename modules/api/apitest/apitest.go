@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/patchdesk/patchdesk/modules/api"
+	"github.com/patchdesk/patchdesk/modules/attachments"
 	"github.com/patchdesk/patchdesk/modules/jobs"
 	"github.com/patchdesk/patchdesk/modules/members"
 	"github.com/patchdesk/patchdesk/modules/notify"
@@ -105,6 +107,8 @@ func NewOn(t testing.TB, dsn string, cfg func(*api.Config)) *Server {
 			MaxAttempts: 3, RetryBase: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
 		},
 		Jobs: jobs.Config{Poll: 50 * time.Millisecond},
+		// Attachments in a local directory (fileblob) unless a test names another store.
+		Attachments: attachments.Config{BlobURL: "file://" + filepath.ToSlash(t.TempDir())},
 	}
 	if cfg != nil {
 		cfg(&c)
