@@ -192,7 +192,12 @@ func consumerHandlers(ctx context.Context, c *config, reg *tenancy.Registry, bro
 	}
 	log := newLogger(c)
 	metrics := obs.NewMetrics()
+	acfg, err := c.attachments()
+	if err != nil {
+		return nil, err
+	}
 	cfg := api.Config{
+		Attachments: acfg,
 		Notify: notify.Config{
 			SMTPURL: c.SMTPURL, MailDir: filepath.Join(c.DataDir, "mail"), MailFrom: c.MailFrom,
 			AllowPrivateWebhooks: c.WebhookAllowPrivate,

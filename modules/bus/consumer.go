@@ -165,6 +165,9 @@ func (c *Consumer) newReader() *kafka.Reader {
 // and leaves the group. A member that sees its group stalled rejoins.
 func (c *Consumer) Run(ctx context.Context) error {
 	defer c.dlq.Close()
+	// A batch that succeeds never passes through process: the series must
+	// exist at 0 from the start, or its alert and panel see nothing.
+	c.metrics.retrying.WithLabelValues(c.cfg.Group).Set(0)
 	for {
 		stalled, err := c.consume(ctx)
 		c.reader.Close()
