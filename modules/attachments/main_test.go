@@ -1,8 +1,6 @@
 package attachments_test
 
 import (
-	"fmt"
-	"os"
 	"testing"
 
 	"github.com/patchdesk/patchdesk/modules/api/apitest"
@@ -10,8 +8,4 @@ import (
 
 // TestMain reports how many responses this package's tests validated
 // against docs/openapi.yaml.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	fmt.Fprintf(os.Stderr, "apitest: %d responses validated against docs/openapi.yaml\n", apitest.Validated())
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { apitest.Main(m) }

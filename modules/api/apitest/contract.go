@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 
 	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
@@ -59,6 +60,15 @@ var validated atomic.Int64
 // Validated returns how many responses this test process has validated
 // against docs/openapi.yaml (print it from TestMain).
 func Validated() int64 { return validated.Load() }
+
+// Main is a test package's TestMain: it runs the tests and reports how many
+// responses they validated against docs/openapi.yaml (ops/test.sh prints
+// the sum of a full run).
+func Main(m *testing.M) {
+	code := m.Run()
+	fmt.Fprintf(os.Stderr, "apitest: %d responses validated against docs/openapi.yaml\n", Validated())
+	os.Exit(code)
+}
 
 // contractTransport checks every request a test sends and every response
 // it gets against docs/openapi.yaml, and fails the round trip (so the
